@@ -478,25 +478,27 @@ def synth_sample(family, rng, cfg, as_image):
         signature = (family, color, shape, round(cx), round(cy), round(size))
     elif family == "count":
         count = int(rng.integers(1, 5))
-        cell = side / 2  # a 2 x 2 grid, one square per occupied cell, so squares never overlap
-        cells = rng.permutation(4)[:count]
-        small = cell * 0.7
-        squares = [("square", COLORS[color], (c % 2 + 0.5) * cell + rng.uniform(-2, 2), (c // 2 + 0.5) * cell + rng.uniform(-2, 2), small)
-                   for c in cells]
-        objects = [list(squares) for _ in range(F)]
+        small = side * 0.26
+        centres = []
+        while len(centres) < count:  # non-overlapping squares at random places (a 2x2 grid always fits)
+            x, y = rng.uniform(small / 2 + 1, W - small / 2 - 1), rng.uniform(small / 2 + 1, H - small / 2 - 1)
+            if all(max(abs(x - a), abs(y - b)) > small + 2 for a, b in centres):
+                centres.append((x, y))
+        objects = [[("square", COLORS[color], x, y, small) for x, y in centres] for _ in range(F)]
         problem = f"How many {color} squares are there?"
         answer = str(count)
         process = f"I count the {color} squares one by one: {', '.join(str(i + 1) for i in range(count))}. There are {count}."
-        signature = (family, count, color, tuple(sorted(int(c) for c in cells)))
+        signature = (family, count, color, tuple(sorted((round(x) // 8, round(y) // 8) for x, y in centres)))
     elif family == "size":
         percent = int(rng.integers(20, 81))
         size = W * percent / 100
-        cx, cy = W / 2, H / 2
+        cx = rng.uniform(size / 2, W - size / 2) if size < W else W / 2
+        cy = rng.uniform(min(size, H) / 2, H - min(size, H) / 2)
         objects = [[("square", COLORS[color], cx, cy, size)] for _ in range(F)]
         problem = f"What percentage of the frame's width does the {color} square cover?"
         answer = str(percent)
         process = f"The {color} square spans about {percent} of the {W} pixels across, so about {percent} percent."
-        signature = (family, percent, color)
+        signature = (family, percent, color, round(cx) // 8, round(cy) // 8)
     else:
         raise ValueError(f"unknown question family {family!r}")
 

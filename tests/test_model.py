@@ -1,0 +1,297 @@
+"""Tests for model.py: tokenizer, chat template, tiny model build/load, image forward and generate."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: nothing may reach a hub
+
+import hashlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import model as M  # noqa: E402
+from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cli_build(tmp_path_factory):
+    """`python model.py tiny` in a subprocess, started before the first test so that it
+    runs on the second core meanwhile; test_cli_tiny waits for it."""
+    out = tmp_path_factory.mktemp("cli") / "cli-tiny"
+    log = open(out.parent / "log.txt", "w+")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "model.py"), "tiny", "--out", str(out), "--seed", "1"],
+        stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    yield proc, out, log
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return M.build_tiny(tmp_path_factory.mktemp("tiny") / "qwen-tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return M.build_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def loaded(tiny_dir):
+    return M.load(tiny_dir)
+
+
+# -----------------------------------------------------------------------------
+# tokenizer
+
+
+def test_tiktoken_file_is_pinned(tmp_path):
+    path = M.qwen_tiktoken_path()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == M.QWEN_TIKTOKEN_SHA256
+    bad = tmp_path / "qwen.tiktoken"
+    bad.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(ValueError, match="sha256"):
+        M.build_tokenizer(tiktoken_path=bad)
+
+
+def test_known_ids(tokenizer):
+    assert type(tokenizer).__name__ == "Qwen2Tokenizer"
+    assert tokenizer("Hello world")["input_ids"] == [9707, 1879]  # no BOS
+    assert tokenizer.encode("<|im_start|>") == [151644]
+    assert tokenizer.eos_token_id == 151645 and tokenizer.pad_token_id == 151643
+    assert tokenizer.bos_token is None and tokenizer.padding_side == "left"
+    assert len(tokenizer) == 151665
+
+
+def test_special_token_ids(tokenizer):
+    expected = {
+        "<|endoftext|>": 151643, "<|im_start|>": 151644, "<|im_end|>": 151645,
+        "<|object_ref_start|>": 151646, "<|object_ref_end|>": 151647, "<|box_start|>": 151648,
+        "<|box_end|>": 151649, "<|quad_start|>": 151650, "<|quad_end|>": 151651,
+        "<|vision_start|>": 151652, "<|vision_end|>": 151653, "<|vision_pad|>": 151654,
+        "<|image_pad|>": 151655, "<|video_pad|>": 151656, "<tool_call>": 151657, "</tool_call>": 151658,
+        "<|fim_prefix|>": 151659, "<|fim_middle|>": 151660, "<|fim_suffix|>": 151661, "<|fim_pad|>": 151662,
+        "<|repo_name|>": 151663, "<|file_sep|>": 151664,
+    }  # fmt: skip
+    assert M.TOKEN_IDS == expected
+    added = tokenizer.added_tokens_decoder
+    for token, i in expected.items():
+        assert tokenizer.convert_tokens_to_ids(token) == i
+        assert tokenizer.encode(f"a{token}b") == tokenizer.encode("a") + [i] + tokenizer.encode("b")
+        assert added[i].special == (i <= 151656), token  # as in Qwen2.5-VL's tokenizer_config.json
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Hello, world!", "naïve café — 日本語のテキスト 🎬🎥", "one\ntwo\n\n\tindented  twice", " leading space"],
+)
+def test_round_trip(tokenizer, text):
+    assert tokenizer.decode(tokenizer.encode(text)) == text
+
+
+def test_digits_and_nfc(tokenizer):
+    assert tokenizer.encode("12345") == [16, 17, 18, 19, 20]  # Qwen splits every digit
+    assert tokenizer.encode("e\u0301") == tokenizer.encode("\u00e9")  # NFC: decomposed é == composed é
+
+
+def test_decode_skips_special_tokens(tokenizer):
+    ids = tokenizer.encode("<|im_start|>user\nhi<|vision_start|><|video_pad|><|vision_end|><|im_end|><|endoftext|>")
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "user\nhi"
+    assert "<tool_call>" in tokenizer.decode(tokenizer.encode("<tool_call>x"), skip_special_tokens=True)
+
+
+# -----------------------------------------------------------------------------
+# chat template
+
+VIDEO_CHAT = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": "What happens first?"}]}]
+VIDEO_PROMPT = (
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "<|im_start|>user\n<|vision_start|><|video_pad|><|vision_end|>What happens first?<|im_end|>\n"
+    "<|im_start|>assistant\n"
+)
+
+
+def test_chat_template(tokenizer):
+    render = tokenizer.apply_chat_template
+    assert render(VIDEO_CHAT, add_generation_prompt=True, tokenize=False) == VIDEO_PROMPT
+    chat = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Colour?"}]},
+        {"role": "assistant", "content": "Red."},
+    ]
+    assert render(chat, tokenize=False) == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>Colour?<|im_end|>\n"
+        "<|im_start|>assistant\nRed.<|im_end|>\n"
+    )
+
+
+# -----------------------------------------------------------------------------
+# tiny model: config, build, load
+
+
+def test_tiny_config():
+    config = M.tiny_config()
+    text, vision = config.text_config, config.vision_config
+    assert type(config).__name__ == "Qwen2_5_VLConfig"
+    assert text.hidden_size // text.num_attention_heads == 32 and text.num_key_value_heads == 2
+    assert text.rope_parameters["mrope_section"] == [4, 6, 6] and text.rope_parameters["rope_type"] == "default"
+    assert list(vision.fullatt_block_indexes) == [1] and vision.out_hidden_size == text.hidden_size
+    assert config.video_token_id == 151656 and config.image_token_id == 151655
+    with pytest.raises(ValueError, match="mrope_section"):
+        M.tiny_config(mrope_section=(16, 24, 24))
+
+
+def test_build_refuses_non_empty_folder(tmp_path):
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        M.build_tiny(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_folder_loads_with_plain_transformers(tiny_dir):
+    assert not [p for p in tiny_dir.parent.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_dir)
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration" and model.dtype == torch.float32
+    assert model.generation_config.eos_token_id == [151645, 151643]
+    assert model.generation_config.pad_token_id == 151643
+    # AutoProcessor.from_pretrained is what load() calls: see test_load_defaults
+
+
+def test_auto_tokenizer_gives_same_ids(tiny_dir, tokenizer):
+    tok = AutoTokenizer.from_pretrained(tiny_dir)
+    assert type(tok).__name__ == "Qwen2Tokenizer" and tok.padding_side == "left"
+    assert tok.eos_token_id == 151645 and tok.pad_token_id == 151643
+    for text in ["Hello world", "<|im_start|>user\n12345 ünï<|im_end|><tool_call>", VIDEO_PROMPT]:
+        assert tok.encode(text) == tokenizer.encode(text)
+    assert tok.apply_chat_template(VIDEO_CHAT, add_generation_prompt=True, tokenize=False) == VIDEO_PROMPT
+
+
+def test_same_seed_same_weights(tiny_dir):
+    a, b = M.init_tiny_model(seed=0).state_dict(), M.init_tiny_model(seed=0).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    saved = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_dir).state_dict()
+    assert saved.keys() == a.keys() and all(torch.equal(saved[k], a[k]) for k in a)
+    # transformers 5 writes the legacy key layout of the published checkpoints (model.layers.*, visual.*)
+    assert "model.embed_tokens.weight" in load_file(tiny_dir / "model.safetensors")
+
+
+def test_param_counts(loaded):
+    model, _ = loaded
+    counts = M.param_counts(model)
+    assert model.lm_head.weight is model.get_input_embeddings().weight  # tied
+    assert counts["embedding"] == 151936 * 128
+    assert counts["total"] == counts["vision"] + counts["llm"] + counts["embedding"]
+    assert counts["vision"] == sum(p.numel() for n, p in model.named_parameters() if n.startswith("model.visual."))
+
+
+def test_load_defaults(loaded):
+    model, processor = loaded
+    assert model.dtype == torch.float32 and model.device.type == "cpu"
+    assert model.config._attn_implementation == "sdpa"
+    assert not model.is_activation_checkpointing
+    assert all(p.requires_grad for p in model.parameters())
+    assert M.vision_module(model) is model.model.visual
+    # the processor is AutoProcessor.from_pretrained(tiny_dir), unchanged but for padding_side
+    assert type(processor).__name__ == "Qwen2_5_VLProcessor"
+    assert type(processor.image_processor).__name__ == "Qwen2VLImageProcessor"
+    assert type(processor.video_processor).__name__ == "Qwen2VLVideoProcessor"
+    for sub in (processor.image_processor, processor.video_processor):
+        assert (sub.size["shortest_edge"], sub.size["longest_edge"]) == (M.TINY_MIN_PIXELS, M.TINY_MAX_PIXELS)
+    assert processor.tokenizer.padding_side == "left"
+    assert processor.apply_chat_template(VIDEO_CHAT, add_generation_prompt=True, tokenize=False) == VIDEO_PROMPT
+
+
+def test_freeze_vision_and_checkpointing(tiny_dir, loaded):
+    _, processor = loaded
+    model = M.load_model(tiny_dir, freeze_vision=True, gradient_checkpointing=True)
+    assert model.is_activation_checkpointing
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    vit = {n for n, _ in model.named_parameters() if n.startswith("model.visual.") and ".merger." not in n}
+    assert frozen == vit and any(n.startswith("model.visual.blocks.") for n in frozen)
+
+    # one training step: gradients reach the merger and the LLM, not the frozen ViT
+    model.train()
+    inputs = image_inputs(processor)
+    labels = inputs["input_ids"].clone()  # [1, T]
+    model(**inputs, labels=labels, use_cache=False).loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(grads[n] is None for n in vit)
+    assert grads["model.visual.merger.mlp.0.weight"].abs().sum() > 0
+    assert grads["model.language_model.layers.0.self_attn.q_proj.weight"].abs().sum() > 0
+
+
+def test_pixel_budget_override(loaded):
+    _, processor = loaded
+    image = Image.new("RGB", (448, 448))
+    before = processor.image_processor(images=[image], return_tensors="pt")["image_grid_thw"]
+    assert before.tolist() == [[1, 8, 8]]  # 112x112 cap: 8x8 patches of 14 px
+    M.set_pixel_budget(processor, max_pixels=224 * 224)
+    try:
+        after = processor.image_processor(images=[image], return_tensors="pt")["image_grid_thw"]
+        assert after.tolist() == [[1, 16, 16]]
+        assert processor.video_processor.size["longest_edge"] == 224 * 224
+        assert processor.video_processor.size["shortest_edge"] == M.TINY_MIN_PIXELS
+    finally:
+        M.set_pixel_budget(processor, M.TINY_MIN_PIXELS, M.TINY_MAX_PIXELS)
+
+
+# -----------------------------------------------------------------------------
+# forward and generate on an image prompt
+
+
+def image_inputs(processor, colour=(200, 30, 30)):
+    chat = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What colour is this?"}]}]
+    prompt = processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+    return processor(text=[prompt], images=[Image.new("RGB", (56, 56), colour)], return_tensors="pt")
+
+
+def test_image_forward_and_generate(loaded):
+    model, processor = loaded
+    inputs = image_inputs(processor)
+    ids = inputs["input_ids"]  # [1, T]
+    assert inputs["image_grid_thw"].tolist() == [[1, 4, 4]]  # 56x56 -> 4x4 patches -> 2x2 merged tokens
+    assert (ids == M.IMAGE_TOKEN_ID).sum() == 4
+
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        logits = model(**inputs).logits  # [1, T, V]
+        t1 = time.perf_counter()
+        out = model.generate(**inputs, max_new_tokens=5, do_sample=False)  # [1, T + n]
+        t2 = time.perf_counter()
+    print(f"\nforward {1000 * (t1 - t0):.0f} ms, 5-token generate {1000 * (t2 - t1):.0f} ms")
+    assert logits.shape == (1, ids.shape[1], 151936) and torch.isfinite(logits).all()
+    new = out[0, ids.shape[1]:]
+    assert torch.equal(out[0, : ids.shape[1]], ids[0]) and 1 <= len(new) <= 5
+    assert new[0] == logits[0, -1].argmax()  # greedy: the first new token is the forward's argmax
+
+
+# -----------------------------------------------------------------------------
+# command line
+
+
+def test_cli_tiny(cli_build, tiny_dir):
+    proc, out, log = cli_build
+    code = proc.wait(timeout=300)
+    log.seek(0)
+    printed = log.read()
+    assert code == 0, printed
+    assert "total 20,740,032" in printed and str(out) in printed
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(out)
+    expected = M.init_tiny_model(seed=1).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+    seed0 = load_file(tiny_dir / "model.safetensors")["model.embed_tokens.weight"]
+    assert not torch.equal(model.get_input_embeddings().weight, seed0)  # another seed, other weights

@@ -1,0 +1,653 @@
+"""
+RL fine-tuning of Qwen2.5-VL on video: SFT cold start, GRPO, T-GRPO, Reg-GRPO, difficulty-aware augmentation.
+
+    accelerate launch train.py --algo reg_grpo                      # built-in tiny model + synthetic videos
+    accelerate launch train.py --algo t_grpo --model Qwen/Qwen2.5-VL-3B-Instruct --data Video-R1-260k.json
+    python train.py --help
+
+Sections, top to bottom:
+  1. configuration: one dataclass, a help string per field, defaults from the papers
+  2. advantages and losses: pure functions of tensors, the algorithms side by side
+  3. rollouts: sampling G completions per prompt, rewards, T-GRPO's shuffled group, DA
+  4. the training loop on accelerate: data order, updates, metrics, checkpoints, resume
+Shapes: B prompts, G completions per prompt, N = B*G sequences, T completion tokens, V vocabulary.
+"""
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+
+import data
+import rewards
+
+# -----------------------------------------------------------------------------
+# 1. Configuration
+
+TINY_MODEL_DIR = "data/tiny-qwen2.5-vl"  # the built-in tiny model, built on first use
+SYNTH_DIR = "data/synth"  # the synthetic benchmark, generated on first use
+
+
+@dataclass
+class Args:
+    algo: str = field(default="grpo", metadata={"help": "sft | grpo | t_grpo | reg_grpo", "choices": ["sft", "grpo", "t_grpo", "reg_grpo"]})
+    da: bool = field(default=False, metadata={"help": "difficulty-aware augmentation (DeepVideo-R1) on top of any RL algo"})
+    model: str = field(default="", metadata={"help": f"hub id or folder of a Qwen2.5-VL checkpoint; empty: the built-in tiny model ({TINY_MODEL_DIR})"})
+    data: str = field(default="", metadata={"help": f"Video-R1 JSON/JSONL training file; empty: the synthetic benchmark ({SYNTH_DIR}/train.json)"})
+    output_dir: str = field(default="", metadata={"help": "run folder; empty: runs/<algo>[-da]-seed<seed>"})
+    seed: int = field(default=0, metadata={"help": "seeds python, numpy and torch (offset per process); in the run name"})
+    max_steps: int = field(default=50, metadata={"help": "rollout steps (each: grad_accum micro-batches, then num_iterations optimizer updates)"})
+    batch_size: int = field(default=1, metadata={"help": "prompts per process per micro-batch"})
+    grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer update"})
+    num_generations: int = field(default=8, metadata={"help": "G: completions per prompt (GRPO group size; 8 in Video-R1 and DeepVideo-R1)"})
+    num_shuffled: int = field(default=0, metadata={"help": "T-GRPO: completions on shuffled frames per video prompt; 0: G/2 (Video-R1)"})
+    max_completion_length: int = field(default=0, metadata={"help": "max new tokens per completion; 0: 64 for the tiny model, 768 otherwise"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature for rollouts"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling for rollouts"})
+    learning_rate: float = field(default=0.0, metadata={"help": "AdamW learning rate; 0: 1e-3 (SFT) / 1e-4 (RL) for the tiny model, 1e-5 (SFT) / 1e-6 (RL) otherwise"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear warm-up of the learning rate, in optimizer updates"})
+    lr_schedule: str = field(default="constant", metadata={"help": "constant | cosine (after warm-up)", "choices": ["constant", "cosine"]})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping by global norm; 0 disables"})
+    num_iterations: int = field(default=1, metadata={"help": "optimizer updates per rollout (mu in GRPO); >1 makes the clip and Reg-GRPO's regression bite"})
+    beta: float = field(default=-1.0, metadata={"help": "KL weight; -1: 0.04 for grpo/t_grpo (Video-R1), 0.1 for reg_grpo (DeepVideo-R1). 0 drops the reference model"})
+    eps_low: float = field(default=0.2, metadata={"help": "GRPO ratio clip below 1"})
+    eps_high: float = field(default=0.2, metadata={"help": "GRPO ratio clip above 1 (DAPO uses 0.28)"})
+    loss_norm: str = field(default="sequence", metadata={"help": "sequence: mean over each sequence's tokens then over sequences (GRPO, Video-R1); token: over all tokens of the batch (DAPO)", "choices": ["sequence", "token"]})
+    adv_eps: float = field(default=1e-4, metadata={"help": "eps in (R - mean) / (std + eps)"})
+    rho_eps: float = field(default=1e-4, metadata={"help": "Reg-GRPO: eps in the normalisation of the sequence log-ratios"})
+    tgrpo_alpha: float = field(default=0.3, metadata={"help": "T-GRPO: bonus for correct ordered completions"})
+    tgrpo_mu: float = field(default=0.8, metadata={"help": "T-GRPO: bonus only when p_ordered >= mu * p_shuffled"})
+    length_bonus: bool = field(default=False, metadata={"help": "Video-R1's length bonus: +omega to correct completions with length in [l_min, l_max]"})
+    l_min: int = field(default=320, metadata={"help": "length bonus lower bound, tokens (Video-R1, 3B)"})
+    l_max: int = field(default=512, metadata={"help": "length bonus upper bound, tokens"})
+    omega: float = field(default=0.2, metadata={"help": "length bonus value"})
+    da_window: int = field(default=100, metadata={"help": "DA: number of recent samples whose mean reward is the difficulty reference (DeepVideo-R1: 100)"})
+    da_threshold: float = field(default=0.1, metadata={"help": "DA: |reference - mean reward| above which a sample counts as too easy / too hard"})
+    da_noise_scale: float = field(default=0.5, metadata={"help": "DA: frame noise std (fraction of 255) per unit of |dR| for too-easy samples"})
+    da_noise_max: float = field(default=0.5, metadata={"help": "DA: cap on the frame noise std"})
+    da_hint_scale: float = field(default=1.0, metadata={"help": "DA: fraction of the best reasoning given as a hint per unit of dR for too-hard samples"})
+    num_frames: int = field(default=0, metadata={"help": "frames sampled per video; 0: 4 for the tiny model, 16 otherwise (both papers)"})
+    min_pixels: int = field(default=0, metadata={"help": "min pixels per frame/image; 0: the model's processor default"})
+    max_pixels: int = field(default=0, metadata={"help": "max pixels per frame/image; 0: the processor default (tiny) or 128*28*28 (real checkpoints)"})
+    freeze_vision: bool = field(default=False, metadata={"help": "freeze the vision tower (DeepVideo-R1 does)"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in the backward pass to save memory"})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32"})
+    logprob_chunk: int = field(default=256, metadata={"help": "tokens per chunk of the LM-head log-softmax"})
+    save_steps: int = field(default=0, metadata={"help": "write a checkpoint every K steps (and at the end); 0: only at the end"})
+    resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in output_dir"})
+    report_to: str = field(default="", metadata={"help": "accelerate trackers, comma-separated: tensorboard, wandb, ... (metrics.jsonl is always written)"})
+    log_completions_steps: int = field(default=10, metadata={"help": "write a few sample completions to completions.jsonl every K steps; 0: never"})
+    strict_data: bool = field(default=False, metadata={"help": "stop at the first unreadable sample instead of skipping it"})
+
+    @property
+    def tiny(self):
+        return self.model in ("", TINY_MODEL_DIR)
+
+    def resolve(self):
+        """Fill the 'auto' values (0 / -1 / empty) once, so the saved config says what actually ran."""
+        self.beta = (0.1 if self.algo == "reg_grpo" else 0.04) if self.beta < 0 else self.beta
+        if self.algo == "sft":
+            self.beta, self.da = 0.0, False
+        self.max_completion_length = self.max_completion_length or (64 if self.tiny else 768)
+        self.num_frames = self.num_frames or (4 if self.tiny else 16)
+        self.max_pixels = self.max_pixels or (0 if self.tiny else 128 * 28 * 28)
+        self.num_shuffled = self.num_shuffled or max(1, self.num_generations // 2)
+        if not self.learning_rate:
+            self.learning_rate = (1e-3 if self.algo == "sft" else 1e-4) if self.tiny else (1e-5 if self.algo == "sft" else 1e-6)
+        self.output_dir = self.output_dir or f"runs/{self.algo}{'-da' if self.da else ''}-seed{self.seed}"
+        if self.num_frames % 2:
+            raise ValueError("--num_frames must be even: Qwen2.5-VL merges frames in pairs (temporal patch 2)")
+        if self.algo != "sft" and self.num_generations < 2:
+            raise ValueError("--num_generations must be >= 2: group advantages need a group")
+        return self
+
+
+def parse_args(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in fields(Args):
+        if f.type is bool or f.type == "bool":
+            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(f.type, f.type) if isinstance(f.type, str) else f.type
+            parser.add_argument(f"--{f.name}", type=kind, default=f.default, help=f.metadata["help"], choices=f.metadata.get("choices"))
+    return Args(**vars(parser.parse_args(argv))).resolve()
+
+
+# -----------------------------------------------------------------------------
+# 2. Advantages and losses. Rows of one prompt's group are contiguous: N = B*G, mask is bool [N, T].
+
+
+def group_advantages(rewards, group_size, eps=1e-4):
+    """GRPO's group-normalised advantage (DeepSeekMath, arXiv 2402.03300, Sec. 4.1.2):
+    A_i = (R_i - mean_j R_j) / (std_j R_j + eps), std with Bessel's correction as torch.std.
+    A group whose rewards are all equal gets A = 0 (no signal): the "vanishing advantage" DA fights."""
+    grouped = rewards.view(-1, group_size)  # [B, G]
+    mean, std = grouped.mean(1, keepdim=True), grouped.std(1, keepdim=True)  # [B, 1]
+    return ((grouped - mean) / (std + eps)).view(-1)  # [N]
+
+
+def kl_k3(logp, logp_ref):
+    """Per-token KL(pi || pi_ref) with Schulman's k3 estimator, unbiased and >= 0 (DeepSeekMath Eq. 4):
+    exp(logp_ref - logp) - (logp_ref - logp) - 1."""
+    delta = logp_ref - logp  # [N, T]
+    return torch.exp(delta) - delta - 1  # [N, T]
+
+
+def masked_mean(values, mask, norm):
+    """'sequence': mean over each sequence's tokens, then over sequences (GRPO paper, Video-R1, DeepVideo-R1).
+    'token': one mean over all tokens of the batch (DAPO, arXiv 2503.14476), so long answers weigh more."""
+    mask = mask.to(values.dtype)
+    if norm == "token":
+        return (values * mask).sum() / mask.sum().clamp(min=1)
+    return ((values * mask).sum(1) / mask.sum(1).clamp(min=1)).mean()
+
+
+def grpo_loss(logp, logp_old, logp_ref, advantages, mask, beta=0.04, eps_low=0.2, eps_high=0.2, norm="sequence"):
+    """GRPO (DeepSeekMath Eq. 3): minus the clipped surrogate plus beta * KL.
+
+    per token:  r = exp(logp - logp_old),  min(r * A, clip(r, 1 - eps_low, 1 + eps_high) * A) - beta * KL
+    logp, logp_old, logp_ref: [N, T]; advantages: [N]; mask: [N, T]. logp_ref None or beta 0: no KL.
+    With one update per rollout r == 1 and the clip never fires; the gradient is then A * grad(logp).
+    T-GRPO (Video-R1) uses this same loss; only its rewards differ (see `score_group`).
+    """
+    ratio = torch.exp(logp - logp_old)  # [N, T]
+    A = advantages[:, None]  # [N, 1]
+    surrogate = torch.min(ratio * A, torch.clamp(ratio, 1 - eps_low, 1 + eps_high) * A)  # [N, T]
+    per_token = -surrogate
+    kl = kl_k3(logp, logp_ref) if (logp_ref is not None and beta > 0) else torch.zeros_like(logp)  # [N, T]
+    per_token = per_token + beta * kl
+    loss = masked_mean(per_token, mask, norm)
+    clipped = ((ratio < 1 - eps_low) & (A < 0)) | ((ratio > 1 + eps_high) & (A > 0))  # where the clip removes the gradient
+    metrics = {"loss/kl": masked_mean(kl, mask, norm).item(), "loss/clip_frac": masked_mean(clipped.float(), mask, norm).item()}
+    return loss, metrics
+
+
+def reg_grpo_loss(logp, logp_old, logp_ref, advantages, mask, group_size, beta=0.1, eps_rho=1e-4, norm="sequence"):
+    """Reg-GRPO (DeepVideo-R1, arXiv 2506.07464, Sec. 3.2): regress the group-normalised advantage with the
+    group-normalised sequence log-ratio. How it differs from GRPO: no ratio, no clip, no min.
+
+        rho_i  = sum_t mask * (logp - logp_old)                  log pi(y_i) / pi_old(y_i)
+        A^_i   = (rho_i - mean_j rho_j) / (std_j rho_j + eps_rho)  per group, Bessel std
+        loss   = mean_i (A_i - A^_i)^2 + beta * KL              (KL averaged as in grpo_loss)
+
+    On the first update after sampling rho == 0 exactly, so A^ == 0 and the loss is mean(A^2), yet the
+    gradient is finite: d/d theta = -(2 / (G * eps_rho)) * sum_i A_i * grad rho_i per group (the mean
+    term of A^ drops out because sum_i A_i = 0), i.e. a group policy gradient with a large scale that
+    Adam and gradient clipping absorb. From the second update on the same rollouts (num_iterations > 1)
+    the regression itself bites.
+    """
+    mask_f = mask.to(logp.dtype)
+    rho = ((logp - logp_old) * mask_f).sum(1).view(-1, group_size)  # [B, G]
+    predicted = ((rho - rho.mean(1, keepdim=True)) / (rho.std(1, keepdim=True) + eps_rho)).view(-1)  # [N]
+    mse = ((advantages - predicted) ** 2).mean()
+    kl = kl_k3(logp, logp_ref) if (logp_ref is not None and beta > 0) else torch.zeros_like(logp)  # [N, T]
+    kl_mean = masked_mean(kl, mask, norm)
+    loss = mse + beta * kl_mean
+    metrics = {"loss/kl": kl_mean.item(), "reggrpo/mse": mse.item(), "reggrpo/rho_std": rho.std(1).mean().item()}
+    return loss, metrics
+
+
+def sft_loss(logp, mask):
+    """SFT cold start (Video-R1): cross-entropy of the chain of thought + answer tokens only; prompt and
+    vision tokens carry no label (Video-R1's script also trained on the prompt; we do not)."""
+    return -(logp * mask).sum() / mask.sum().clamp(min=1)
+
+
+# -----------------------------------------------------------------------------
+# 3. Rollouts: sample a group, score it, T-GRPO's shuffled group, difficulty-aware augmentation
+
+CORRECT = 0.5  # accuracy above which a completion counts as correct for the length bonus
+
+
+@dataclass
+class Group:
+    """G completions of one prompt with their rewards. prompt: processor output (on device)."""
+
+    record: dict
+    prompt: object
+    completion_ids: torch.Tensor  # [G, T]
+    mask: torch.Tensor  # [G, T] bool: completion tokens up to and including the first end-of-turn
+    texts: list
+    rewards: torch.Tensor = None  # [G]
+    accuracy: list = None
+    format: list = None
+
+
+def completion_mask(ids, eos_ids):
+    """True up to and including the first end-of-turn token of each row of ids [G, T]."""
+    is_eos = torch.isin(ids, eos_ids).long()  # [G, T]
+    return (is_eos.cumsum(1) - is_eos) == 0  # [G, T] no eos strictly before this position
+
+
+@torch.no_grad()
+def sample_group(model, processor, record, visual, n, args, hint=None):
+    """n completions of one prompt from one batched generate call. transformers encodes the video once
+    and shares the features across the n sequences (generate's multimodal encoder step runs before the
+    inputs are expanded), and second_per_grid_ts goes in exactly as the log-prob pass will use it."""
+    prompt = data.processor_inputs(processor, [data.prompt_text(processor, record, hint)], [visual]).to(model.device)
+    was_training = model.training
+    model.eval()
+    out = model.generate(**prompt, do_sample=True, temperature=args.temperature, top_p=args.top_p, top_k=0,
+                         max_new_tokens=args.max_completion_length, num_return_sequences=n, use_cache=True)
+    model.train(was_training)
+    ids = out[:, prompt["input_ids"].shape[1]:]  # [n, T]
+    eos_ids = torch.tensor(model.generation_config.eos_token_id if isinstance(model.generation_config.eos_token_id, list)
+                           else [model.generation_config.eos_token_id], device=ids.device)
+    mask = completion_mask(ids, eos_ids)  # [n, T]
+    texts = processor.batch_decode(ids.masked_fill(~mask, processor.tokenizer.pad_token_id), skip_special_tokens=True)
+    return Group(record, prompt, ids, mask, texts)
+
+
+def score_group(group, args):
+    """Rewards of Video-R1: accuracy + format (+ length bonus). T-GRPO adds its temporal bonus later."""
+    record = group.record
+    group.accuracy = [rewards.accuracy_reward(t, record["solution"], record["problem_type"]) for t in group.texts]
+    group.format = [rewards.format_reward(t) for t in group.texts]
+    total = [a + f for a, f in zip(group.accuracy, group.format)]
+    if args.length_bonus:
+        lengths = group.mask.sum(1).tolist()
+        bonus = rewards.length_bonus([a > CORRECT for a in group.accuracy], lengths, args.l_min, args.l_max, args.omega)
+        total = [t + b for t, b in zip(total, bonus)]
+    group.rewards = torch.tensor(total, dtype=torch.float32)
+    return group
+
+
+def add_temporal_bonus(group, model, processor, visual, args, generator):
+    """T-GRPO (Video-R1, Sec. 3.1): sample G~ completions on randomly permuted frames; if the ordered group
+    is at least mu times as accurate, correct ordered completions get +alpha. The shuffled completions only
+    measure p~; they are never trained on. Returns (acc_ordered, acc_shuffled, bonus given)."""
+    shuffled, _ = data.shuffle_frames(visual, generator)
+    shuffled_group = score_group(sample_group(model, processor, group.record, shuffled, args.num_shuffled, args), args)
+    bonus = rewards.temporal_bonus(group.accuracy, shuffled_group.accuracy, args.tgrpo_alpha, args.tgrpo_mu)
+    group.rewards = group.rewards + torch.tensor(bonus, dtype=torch.float32)
+    return float(np.mean(group.accuracy)), float(np.mean(shuffled_group.accuracy)), any(b > 0 for b in bonus)
+
+
+def reasoning_of(text):
+    """The text inside <think>...</think> (or before <answer> when the tag is missing)."""
+    start, end = text.find("<think>"), text.find("</think>")
+    if start != -1 and end > start:
+        return text[start + len("<think>"):end].strip()
+    return text.split("<answer>")[0].strip()
+
+
+def difficulty_augment(group, visual, reference, model, processor, args, generator):
+    """Difficulty-aware augmentation (DeepVideo-R1, Sec. 3.3). dR = reference - mean reward of the group.
+
+    Too easy (dR < -threshold): Gaussian noise on every frame, std = min(max, scale * |dR|), re-sample.
+    Too hard (dR > threshold): reveal the answer, sample reasoning, keep the best-rewarded one, and give
+    the first min(1, scale * dR) of its words as a hint; re-sample. Returns (group to train on, kind).
+    The threshold is ours (the paper does not give one): within it, the group is kept as it is.
+    """
+    d_reward = reference - group.rewards.mean().item()
+    if d_reward < -args.da_threshold:
+        std = min(args.da_noise_max, args.da_noise_scale * abs(d_reward))
+        noisy = data.add_frame_noise(visual, std, generator)
+        return score_group(sample_group(model, processor, group.record, noisy, args.num_generations, args), args), "easy"
+    if d_reward > args.da_threshold:
+        answer = data.answer_of(group.record["solution"])
+        revealed = sample_group(model, processor, group.record, visual, args.num_generations, args,
+                                hint=f"The correct answer is {answer}. Explain how to reach it.")
+        score_group(revealed, args)
+        best = revealed.texts[int(revealed.rewards.argmax())]
+        words = reasoning_of(best).split()
+        hint = " ".join(words[: math.ceil(min(1.0, args.da_hint_scale * d_reward) * len(words))])
+        if hint:
+            return score_group(sample_group(model, processor, group.record, visual, args.num_generations, args, hint=hint), args), "hard"
+    return group, None
+
+
+def sft_group(processor, record, visual, device):
+    """SFT example as a one-completion group: the prompt, and the target (reasoning + answer + end of turn)."""
+    prompt = data.processor_inputs(processor, [data.prompt_text(processor, record)], [visual]).to(device)
+    target = processor.tokenizer(data.sft_target(record) + "<|im_end|>", add_special_tokens=False, return_tensors="pt").input_ids.to(device)
+    return Group(record, prompt, target, torch.ones_like(target, dtype=torch.bool), [])
+
+
+# -----------------------------------------------------------------------------
+# 4. The training loop
+
+
+class TrainState:
+    """What a checkpoint needs beyond model, optimizer, scheduler and RNG (which accelerate saves):
+    the step, the data position, DA's reward window, and counters."""
+
+    def __init__(self, window):
+        self.step, self.position, self.skipped, self.nonfinite = 0, 0, 0, 0
+        self.window = deque(maxlen=window)
+
+    def state_dict(self):
+        return {"step": self.step, "position": self.position, "skipped": self.skipped, "nonfinite": self.nonfinite, "window": list(self.window)}
+
+    def load_state_dict(self, state):
+        self.step, self.position, self.skipped, self.nonfinite = state["step"], state["position"], state["skipped"], state["nonfinite"]
+        self.window.clear()
+        self.window.extend(state["window"])
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def prepare_assets(args):
+    """The built-in tiny model and the synthetic benchmark, built once when no --model / --data is given."""
+    import model as model_lib
+
+    if args.tiny and not os.path.isdir(TINY_MODEL_DIR):
+        model_lib.build_tiny(TINY_MODEL_DIR, seed=0)
+    if not args.data and not os.path.isfile(os.path.join(SYNTH_DIR, "train.json")):
+        data.synth(SYNTH_DIR, 600, 200, seed=0, cfg=data.SynthConfig())
+    return args.model or TINY_MODEL_DIR, args.data or os.path.join(SYNTH_DIR, "train.json")
+
+
+def record_at(records, position, seed):
+    """The record at a global data position: a fresh seeded permutation of the data set every epoch."""
+    epoch, offset = divmod(position, len(records))
+    return records[int(np.random.default_rng([seed, epoch]).permutation(len(records))[offset])]
+
+
+def latest_checkpoint(output_dir):
+    steps = [int(d.split("-")[1]) for d in os.listdir(output_dir) if d.startswith("checkpoint-") and d.split("-")[1].isdigit()] if os.path.isdir(output_dir) else []
+    return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
+
+
+def save_checkpoint(accelerator, args, step):
+    """accelerate's save_state (model, optimizer, scheduler, RNG of every process, TrainState) into a
+    temporary folder, renamed into place once complete, so a kill never leaves half a checkpoint."""
+    final = os.path.join(args.output_dir, f"checkpoint-{step}")
+    tmp = final + ".tmp"
+    if accelerator.is_main_process and os.path.exists(tmp):
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(tmp)
+    if accelerator.is_main_process:
+        with open(os.path.join(tmp, "args.json"), "w") as f:
+            json.dump(asdict(args), f, indent=1)
+        os.replace(tmp, final) if not os.path.exists(final) else (shutil.rmtree(final), os.replace(tmp, final))
+    accelerator.wait_for_everyone()
+
+
+def save_final(accelerator, policy, processor, args):
+    """The trained model in Hugging Face format (from_pretrained / eval.py), written atomically."""
+    accelerator.wait_for_everyone()
+    model = accelerator.unwrap_model(policy).model
+    state = accelerator.get_state_dict(policy)
+    if accelerator.is_main_process:
+        final, tmp = os.path.join(args.output_dir, "final"), os.path.join(args.output_dir, "final.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        model.save_pretrained(tmp, state_dict={k.removeprefix("model."): v for k, v in state.items()})
+        processor.save_pretrained(tmp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+
+
+def train(args):
+    from accelerate import Accelerator
+    from tqdm import tqdm
+
+    import model as model_lib
+
+    accelerator = Accelerator(log_with=[t for t in args.report_to.split(",") if t] or None, project_dir=args.output_dir)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    seed_everything(args.seed + rank)
+    with accelerator.main_process_first():
+        model_path, data_path = prepare_assets(args)
+    os.makedirs(args.output_dir, exist_ok=True)
+    dtype = None if args.dtype == "auto" else args.dtype
+    model, processor = model_lib.load(model_path, dtype=dtype, device=accelerator.device, gradient_checkpointing=args.gradient_checkpointing,
+                                      freeze_vision=args.freeze_vision, min_pixels=args.min_pixels or None, max_pixels=args.max_pixels or None)
+    model.train()  # from_pretrained leaves eval mode; train mode turns activation checkpointing on
+    budget = processor.video_processor.size
+    min_pixels, max_pixels = budget["shortest_edge"], budget["longest_edge"]
+    ref_model = None
+    if args.beta > 0:  # a frozen copy of the starting policy
+        ref_model = model_lib.load_model(model_path, dtype=dtype, device=accelerator.device)
+        ref_model.eval().requires_grad_(False)
+    records, bad = data.load_records(data_path, strict=args.strict_data)
+    if accelerator.is_main_process:
+        for e in bad:
+            print(f"skipping bad record: {e}", file=sys.stderr)
+        print(f"{len(records)} records from {data_path} ({len(bad)} bad, skipped)")
+    if not records:
+        raise SystemExit(f"no usable records in {data_path}")
+
+    policy = model_lib.LogProbs(model, args.logprob_chunk)
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.learning_rate, weight_decay=args.weight_decay)
+    total_updates = args.max_steps * args.num_iterations
+
+    def lr_factor(update):
+        if update < args.warmup_steps:
+            return (update + 1) / args.warmup_steps
+        if args.lr_schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (update - args.warmup_steps) / max(1, total_updates - args.warmup_steps)))
+        return 1.0
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
+    ref = model_lib.LogProbs(ref_model, args.logprob_chunk) if ref_model is not None else None
+    state = TrainState(args.da_window)
+    accelerator.register_for_checkpointing(state)
+    metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
+    if args.resume and (ckpt := latest_checkpoint(args.output_dir)):
+        accelerator.load_state(ckpt)
+        if accelerator.is_main_process:
+            print(f"resumed from {ckpt} at step {state.step}")
+            if os.path.exists(metrics_path):  # drop lines logged after that checkpoint by the killed run
+                lines = [line for line in open(metrics_path) if json.loads(line)["step"] <= state.step]
+                open(metrics_path, "w").writelines(lines)
+    elif accelerator.is_main_process:
+        for name in ("metrics.jsonl", "completions.jsonl"):
+            if os.path.exists(os.path.join(args.output_dir, name)):
+                os.remove(os.path.join(args.output_dir, name))
+    if accelerator.is_main_process:
+        with open(os.path.join(args.output_dir, "args.json"), "w") as f:
+            json.dump(asdict(args), f, indent=1)
+    accelerator.init_trackers(os.path.basename(os.path.normpath(args.output_dir)), config=asdict(args))
+
+    unwrapped = accelerator.unwrap_model(policy).model
+    bar = tqdm(total=args.max_steps, initial=state.step, desc=args.algo, disable=not accelerator.is_main_process)
+    while state.step < args.max_steps:
+        t_step, timing, m = time.time(), {"generate": 0.0, "score": 0.0, "logprob": 0.0, "update": 0.0}, {}
+        micro = []
+        for _ in range(args.grad_accum):  # rollouts of every micro-batch first; then num_iterations updates on them
+            groups, stats = [], {"acc_ordered": [], "acc_shuffled": [], "bonus": [], "easy": 0, "hard": 0, "zero_before": 0}
+            for j in range(args.batch_size):
+                position = state.position + rank * args.batch_size + j
+                record = record_at(records, position, args.seed)
+                generator = torch.Generator().manual_seed(hash((args.seed, position)) % 2**63)  # shuffles and noise
+                try:
+                    visual = data.load_visual(record, args.num_frames, min_pixels, max_pixels)
+                except data.SampleError as e:
+                    if args.strict_data:
+                        raise
+                    print(f"skipping unreadable sample: {e}", file=sys.stderr)
+                    state.skipped += 1
+                    continue
+                if args.algo == "sft":
+                    groups.append(sft_group(processor, record, visual, accelerator.device))
+                    continue
+                t0 = time.time()
+                group = sample_group(unwrapped, processor, record, visual, args.num_generations, args)
+                timing["generate"] += time.time() - t0
+                t0 = time.time()
+                score_group(group, args)
+                timing["score"] += time.time() - t0
+                if args.da:
+                    zero_before = bool(group.rewards.std() == 0)
+                    stats["zero_before"] += zero_before
+                    mean_reward = group.rewards.mean().item()
+                    if state.window:
+                        t0 = time.time()
+                        group, kind = difficulty_augment(group, visual, float(np.mean(state.window)), unwrapped, processor, args, generator)
+                        timing["generate"] += time.time() - t0
+                        if kind:
+                            stats[kind] += 1
+                    state.window.append(mean_reward)
+                if args.algo == "t_grpo" and record["data_type"] == "video":  # images get no temporal bonus
+                    t0 = time.time()
+                    p, p_shuffled, bonus = add_temporal_bonus(group, unwrapped, processor, visual, args, generator)
+                    timing["generate"] += time.time() - t0
+                    stats["acc_ordered"].append(p)
+                    stats["acc_shuffled"].append(p_shuffled)
+                    stats["bonus"].append(bonus)
+                groups.append(group)
+            micro.append(rollout_tensors(groups, ref, args, accelerator, timing, policy) | {"stats": stats})
+        state.position += args.batch_size * world * args.grad_accum
+
+        for iteration in range(args.num_iterations):
+            t0 = time.time()
+            for k, mb in enumerate(micro):
+                sync = accelerator.no_sync(policy) if k < len(micro) - 1 else _nullcontext()
+                with sync:
+                    loss, loss_metrics = compute_loss(policy, mb, args)
+                    accelerator.backward(loss / len(micro))
+            grad_norm = accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm) if args.max_grad_norm > 0 else _grad_norm(policy)
+            grad_norm = float(grad_norm)
+            if math.isfinite(loss.item()) and math.isfinite(grad_norm):
+                optimizer.step()
+                state.nonfinite = 0
+            else:
+                state.nonfinite += 1
+                if accelerator.is_main_process:
+                    print(f"step {state.step}: non-finite loss or gradient, update skipped ({state.nonfinite} in a row)", file=sys.stderr)
+                if state.nonfinite >= 5:
+                    raise SystemExit("5 non-finite updates in a row: lower the learning rate or check the data; stopping")
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            timing["update"] += time.time() - t0
+        state.step += 1
+
+        m = step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state)
+        m = {k: v.item() for k, v in zip(m, accelerator.reduce(torch.tensor(list(m.values()), device=accelerator.device), "mean"))}
+        m["step"] = state.step
+        if accelerator.is_main_process:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(m) + "\n")
+            if args.log_completions_steps and state.step % args.log_completions_steps == 0 and args.algo != "sft":
+                log_completions(micro, args, state.step)
+        accelerator.log(m, step=state.step)
+        bar.set_postfix({"reward": f"{m.get('reward/mean', -m['loss/total']):.3f}"} if args.algo != "sft" else {"loss": f"{m['loss/total']:.3f}"})
+        bar.update(1)
+        if args.save_steps and state.step % args.save_steps == 0 and state.step < args.max_steps:
+            save_checkpoint(accelerator, args, state.step)
+    bar.close()
+    save_checkpoint(accelerator, args, state.step)
+    save_final(accelerator, policy, processor, args)
+    accelerator.end_training()
+    return state
+
+
+class _nullcontext:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _grad_norm(policy):
+    norms = [p.grad.norm() for p in policy.parameters() if p.grad is not None]
+    return torch.stack(norms).norm() if norms else torch.tensor(0.0)
+
+
+def pad_stack(tensors, value=0):
+    """[G_i, T_i] tensors -> one [sum G_i, max T_i] tensor, right-padded with `value`."""
+    T = max(t.shape[1] for t in tensors)
+    return torch.cat([torch.nn.functional.pad(t, (0, T - t.shape[1]), value=value) for t in tensors])
+
+
+@torch.no_grad()
+def rollout_tensors(groups, ref, args, accelerator, timing, policy):
+    """A micro-batch's tensors: (prompt, completions) pairs, mask [N, T], advantages [N], and logp_old /
+    logp_ref [N, T] taken once per rollout."""
+    if not groups:
+        return {"groups": [], "pairs": []}
+    pairs = [(g.prompt, g.completion_ids) for g in groups]
+    out = {"groups": groups, "pairs": pairs, "mask": pad_stack([g.mask for g in groups], value=False)}
+    if args.algo == "sft":
+        return out
+    rewards_ = torch.cat([g.rewards for g in groups]).to(accelerator.device)  # [N]
+    out["rewards"] = rewards_
+    out["advantages"] = group_advantages(rewards_, args.num_generations, args.adv_eps)  # [N]
+    t0 = time.time()
+    out["logp_old"] = policy(pairs).detach() if args.num_iterations > 1 else None  # [N, T]; with one update it equals logp.detach()
+    out["logp_ref"] = ref(pairs) if ref is not None else None  # [N, T]
+    timing["logprob"] += time.time() - t0
+    return out
+
+
+def compute_loss(policy, mb, args):
+    """The one place where the algorithms differ in their loss."""
+    if not mb["pairs"]:  # every sample of this micro-batch was unreadable: a zero loss keeps processes in step
+        return sum(p.sum() * 0 for p in policy.parameters() if p.requires_grad), {}
+    logp = policy(mb["pairs"])  # [N, T]
+    mask = mb["mask"]  # [N, T]
+    if args.algo == "sft":
+        loss = sft_loss(logp, mask)
+        return loss, {}
+    logp_old = mb["logp_old"] if mb["logp_old"] is not None else logp.detach()  # [N, T]
+    if args.algo == "reg_grpo":
+        return reg_grpo_loss(logp, logp_old, mb["logp_ref"], mb["advantages"], mask, args.num_generations, args.beta, args.rho_eps, args.loss_norm)
+    return grpo_loss(logp, logp_old, mb["logp_ref"], mb["advantages"], mask, args.beta, args.eps_low, args.eps_high, args.loss_norm)
+
+
+def step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state):
+    """Grouped metric names, explained in the README."""
+    groups = [g for mb in micro for g in mb["groups"]]
+    m = {"loss/total": loss.item(), "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0], "data/skipped": float(state.skipped)}
+    m.update({k: v for k, v in loss_metrics.items()})
+    # every process must report the same keys (they are averaged across processes): a process whose
+    # samples were all unreadable reports zeros
+    m["completions/mean_length"] = float(torch.cat([g.mask.sum(1) for g in groups]).float().mean()) if groups else 0.0
+    if args.algo != "sft":
+        groups = groups or [Group(None, None, None, torch.zeros(1, 1, dtype=torch.bool), [], torch.zeros(2), [0.0], [0.0])]
+        r = torch.cat([g.rewards for g in groups])
+        m["reward/mean"] = r.mean().item()
+        m["reward/std"] = torch.stack([g.rewards.std() for g in groups]).mean().item()
+        m["reward/accuracy"] = float(np.mean([a for g in groups for a in g.accuracy]))
+        m["reward/format"] = float(np.mean([f for g in groups for f in g.format]))
+        m["adv/zero_std_frac"] = float(np.mean([bool(g.rewards.std() == 0) for g in groups]))
+        stats = [mb["stats"] for mb in micro]
+        if args.algo == "t_grpo":
+            ordered = [p for s in stats for p in s["acc_ordered"]]
+            m["tgrpo/acc_ordered"] = float(np.mean(ordered)) if ordered else 0.0
+            m["tgrpo/acc_shuffled"] = float(np.mean([p for s in stats for p in s["acc_shuffled"]])) if ordered else 0.0
+            m["tgrpo/bonus_frac"] = float(np.mean([b for s in stats for b in s["bonus"]])) if ordered else 0.0
+        if args.da:
+            m["da/easy_frac"] = sum(s.get("easy", 0) for s in stats) / len(groups)
+            m["da/hard_frac"] = sum(s.get("hard", 0) for s in stats) / len(groups)
+            m["da/zero_std_before"] = sum(s["zero_before"] for s in stats) / len(groups)
+            m["da/zero_std_after"] = m["adv/zero_std_frac"]
+    m.update({f"time/{k}_s": v for k, v in timing.items()})
+    m["time/step_s"] = time.time() - t_step
+    return m
+
+
+def log_completions(micro, args, step):
+    with open(os.path.join(args.output_dir, "completions.jsonl"), "a") as f:
+        for g in [g for mb in micro for g in mb["groups"]][:2]:
+            f.write(json.dumps({"step": step, "problem_id": g.record.get("problem_id"), "solution": g.record["solution"],
+                                "completions": g.texts[:4], "rewards": g.rewards[:4].tolist()}) + "\n")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    train(args)
+
+
+if __name__ == "__main__":
+    main()
