@@ -34,6 +34,7 @@ import rewards
 
 TINY_MODEL_DIR = "data/tiny-qwen2.5-vl"  # the built-in tiny model, built on first use
 SYNTH_DIR = "data/synth"  # the synthetic benchmark, generated on first use
+TINY_HIDDEN_SIZE = 128  # model.TINY_HIDDEN, repeated so that `python train.py --help` stays fast
 
 
 @dataclass
@@ -90,7 +91,16 @@ class Args:
 
     @property
     def tiny(self):
-        return self.model in ("", TINY_MODEL_DIR)
+        """The built-in tiny model, or a checkpoint trained from it (e.g. an SFT run's final/): its
+        small defaults (frames, lengths, learning rates) apply; any other model gets the papers'."""
+        config_path = os.path.join(self.model, "config.json")
+        if not self.model:
+            return True
+        if not os.path.isfile(config_path):
+            return False
+        with open(config_path) as f:
+            config = json.load(f)
+        return config.get("text_config", config).get("hidden_size") == TINY_HIDDEN_SIZE
 
     def resolve(self):
         """Fill the 'auto' values (0 / -1 / empty) once, so the saved config says what actually ran."""

@@ -32,3 +32,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "benchmark" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory):
+    """The built-in tiny Qwen2.5-VL (seed 0), written once per session."""
+    import model
+
+    return model.build_tiny(tmp_path_factory.mktemp("tiny") / "qwen-tiny", seed=0)

@@ -40,11 +40,6 @@ def cli_build(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return M.build_tiny(tmp_path_factory.mktemp("tiny") / "qwen-tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
 def tokenizer():
     return M.build_tokenizer()
 

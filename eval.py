@@ -1,0 +1,236 @@
+"""
+Evaluation: run a model on Video-R1-format benchmarks, rescore saved outputs, compare training runs.
+
+    python eval.py run --model runs/reg_grpo-seed0/final --data data/synth/test.json --out runs/eval
+    python eval.py run --model Qwen/Qwen2.5-VL-3B-Instruct --data eval_mvbench.json eval_videomme.json --out runs/eval-3b
+    python eval.py score runs/eval/test.json
+    python eval.py compare runs/grpo-seed0 runs/reg_grpo-seed0 --out runs/compare.md
+
+Scores come from rewards.eval_score: accuracy per answer type, MRA for regression, and (as Video-R1's
+evaluation does) a completion without <answer> tags is scored on its whole text.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import data
+import rewards
+
+# -----------------------------------------------------------------------------
+# Metrics
+
+
+def summarize(results, unreadable=0):
+    """Metrics of scored records: `accuracy` (mean score over non-regression records), `mra` (mean over
+    regression records), `overall` (mean score over all), and the same split by problem_type,
+    question_family and temporal vs static when the records say so."""
+
+    def mean(rows):
+        return round(float(np.mean([r["score"] for r in rows])), 4) if rows else None
+
+    metrics = {
+        "n": len(results),
+        "unreadable": unreadable,
+        "overall": mean(results),
+        "accuracy": mean([r for r in results if r["problem_type"] != "regression"]),
+        "mra": mean([r for r in results if r["problem_type"] == "regression"]),
+    }
+    for key in ("problem_type", "question_family", "data_source"):
+        values = sorted({str(r[key]) for r in results if key in r})
+        if values:
+            metrics[f"by_{key}"] = {v: {"score": mean([r for r in results if str(r.get(key)) == v]),
+                                        "n": sum(str(r.get(key)) == v for r in results)} for v in values}
+    if any("temporal" in r for r in results):
+        metrics["temporal"] = mean([r for r in results if r.get("temporal")])
+        metrics["static"] = mean([r for r in results if "temporal" in r and not r["temporal"]])
+    return metrics
+
+
+def score_record(record, output):
+    score = rewards.eval_score(output, record["solution"], record["problem_type"])
+    return {"output": output, "prediction": rewards.extract_answer(output) or output.strip()[:200], "score": score, "correct": score >= 0.5}
+
+
+# -----------------------------------------------------------------------------
+# Running a model
+
+
+def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, max_new_tokens, batch_size=8,
+             shuffled=False, sample=False, temperature=1.0, top_p=0.95, seed=0, done=None, on_batch=None, progress=True):
+    """Generate and score an answer for every record. Returns (results, unreadable errors).
+
+    Greedy decoding by default (the papers sample with a low temperature; `sample=True` for that). With
+    `shuffled`, every video's frames are permuted (seeded per record): the ordered-vs-shuffled gap of
+    temporal questions measures how much the model uses frame order. `done` maps record keys to results
+    already computed (resume); `on_batch(results)` is called after each batch (to save progress).
+    """
+    import torch
+    from tqdm import tqdm
+
+    done = dict(done or {})
+    todo = [r for r in records if _key(r) not in done]
+    results, errors = list(done.values()), []
+    bar = tqdm(total=len(records), initial=len(done), desc="eval", disable=not progress, file=sys.stderr)
+    model.eval()
+    for start in range(0, len(todo), batch_size):
+        batch, visuals = [], []
+        for record in todo[start : start + batch_size]:
+            try:
+                visual = data.load_visual(record, num_frames, min_pixels, max_pixels)
+            except data.SampleError as e:
+                errors.append(e)
+                print(f"unreadable, not scored: {e}", file=sys.stderr)
+                continue
+            if shuffled and visual.kind == "video":
+                visual, _ = data.shuffle_frames(visual, torch.Generator().manual_seed(hash((seed, _key(record))) % 2**63))
+            batch.append(record)
+            visuals.append(visual)
+        if batch:
+            inputs = data.processor_inputs(processor, [data.prompt_text(processor, r) for r in batch], visuals).to(model.device)
+            with torch.no_grad():
+                out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=sample,
+                                     **({"temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {"temperature": None, "top_p": None, "top_k": None}))
+            texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            for record, text in zip(batch, texts):
+                row = {k: v for k, v in record.items() if not k.startswith("_")} | score_record(record, text)
+                results.append(row)
+        bar.update(len(todo[start : start + batch_size]))
+        if on_batch:
+            on_batch(results)
+    bar.close()
+    return results, errors
+
+
+def _key(record):
+    return str(record.get("problem_id", record.get("_index")))
+
+
+def write_json(path, obj):
+    """Write atomically: a crash never leaves a half-written results file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run(args):
+    import model as model_lib
+
+    model, processor = model_lib.load(args.model, dtype=args.dtype, max_pixels=args.max_pixels or None, min_pixels=args.min_pixels or None)
+    size = processor.video_processor.size
+    os.makedirs(args.out, exist_ok=True)
+    all_metrics = {}
+    for path in args.data:
+        records, bad = data.load_records(path)
+        for e in bad:
+            print(f"bad record, not scored: {e}", file=sys.stderr)
+        name = os.path.splitext(os.path.basename(path))[0] + ("_shuffled" if args.shuffled else "")
+        out_path = os.path.join(args.out, name + ".json")
+        done = {}
+        if os.path.exists(out_path):  # resume: keep what a previous run already scored
+            done = {_key(r): r for r in json.load(open(out_path))["results"]}
+            print(f"{out_path}: {len(done)} records already scored, continuing")
+        t0 = time.time()
+        save = lambda results: write_json(out_path, {"model": args.model, "results": results, "metrics": summarize(results, len(bad))})
+        results, errors = evaluate(model, processor, records, num_frames=args.num_frames, min_pixels=size["shortest_edge"],
+                                   max_pixels=size["longest_edge"], max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                                   shuffled=args.shuffled, sample=args.sample, seed=args.seed, done=done, on_batch=save)
+        metrics = summarize(results, len(bad) + len(errors))
+        metrics["seconds"] = round(time.time() - t0, 1)
+        write_json(out_path, {"model": args.model, "results": results, "metrics": metrics})
+        all_metrics[name] = metrics
+        print(f"{name}: overall {metrics['overall']}  accuracy {metrics['accuracy']}  mra {metrics['mra']}  "
+              f"n {metrics['n']}  unreadable {metrics['unreadable']}  -> {out_path}")
+    print(json.dumps(all_metrics))
+
+
+# -----------------------------------------------------------------------------
+# Rescoring and comparing
+
+
+def score_file(path):
+    """Rescore a results file (ours, or Video-R1's {"results": [...]} with output/solution/problem_type)."""
+    obj = json.load(open(path))
+    rows = obj["results"] if isinstance(obj, dict) else obj
+    results = [dict(r) | score_record(r, r.get("output", "")) for r in rows]
+    return summarize(results)
+
+
+def compare(run_dirs, out_path):
+    """A markdown table of each run's final metrics (and summary.json when there is one) and a PNG of its
+    reward and accuracy curves from metrics.jsonl."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows, curves = [], {}
+    for run_dir in run_dirs:
+        lines = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+        curves[run_dir] = lines
+        summary = json.load(open(os.path.join(run_dir, "summary.json"))) if os.path.exists(os.path.join(run_dir, "summary.json")) else {}
+        last = lines[-1] if lines else {}
+        wall = sum(line.get("time/step_s", 0) for line in lines)
+        rows.append((os.path.basename(os.path.normpath(run_dir)), len(lines), last.get("reward/mean"), last.get("reward/accuracy"),
+                     summary.get("rl_accuracy", summary.get("accuracy")), round(wall, 1)))
+    fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    table = ["| run | steps | final reward/mean | final reward/accuracy | held-out score | train wall time (s) |", "|---|---|---|---|---|---|"]
+    table += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for run_dir, lines in curves.items():
+        steps = [line["step"] for line in lines]
+        for ax, key in zip(axes, ("reward/mean", "reward/accuracy")):
+            values = [line.get(key, np.nan) for line in lines]
+            window = max(1, len(values) // 20)  # a running mean keeps the curves readable
+            smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+            ax.plot(steps[window - 1:], smooth, label=os.path.basename(os.path.normpath(run_dir)))
+            ax.set_title(key)
+            ax.set_xlabel("step")
+    axes[0].legend(fontsize=8)
+    png = os.path.splitext(out_path)[0] + ".png"
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    with open(out_path, "w") as f:
+        f.write("\n".join(table) + f"\n\n![reward curves]({os.path.basename(png)})\n")
+    return "\n".join(table), png
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="generate and score answers", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    r.add_argument("--model", required=True, help="hub id or folder (a run's final/ works)")
+    r.add_argument("--data", nargs="+", required=True, help="Video-R1-format JSON/JSONL files")
+    r.add_argument("--out", required=True, help="folder for one <name>.json per input")
+    r.add_argument("--batch_size", type=int, default=8, help="prompts per generate call")
+    r.add_argument("--num_frames", type=int, default=16, help="frames per video (4 for the tiny model's defaults)")
+    r.add_argument("--min_pixels", type=int, default=0, help="min pixels per frame; 0: the processor's")
+    r.add_argument("--max_pixels", type=int, default=0, help="max pixels per frame; 0: the processor's")
+    r.add_argument("--max_new_tokens", type=int, default=1024, help="tokens to generate per answer")
+    r.add_argument("--shuffled", action="store_true", help="permute every video's frames (seeded): ordered-vs-shuffled gap")
+    r.add_argument("--sample", action="store_true", help="sample (temperature 1, top-p 0.95) instead of greedy decoding")
+    r.add_argument("--seed", type=int, default=0, help="seed of the frame permutations")
+    r.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)")
+    s = sub.add_parser("score", help="rescore a results file; the metrics are the last line")
+    s.add_argument("file")
+    c = sub.add_parser("compare", help="table and reward curves of training runs")
+    c.add_argument("runs", nargs="+", help="run folders (with metrics.jsonl)")
+    c.add_argument("--out", required=True, help="markdown file; the PNG goes next to it")
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args)
+    elif args.command == "score":
+        print(json.dumps(score_file(args.file)))
+    else:
+        table, png = compare(args.runs, args.out)
+        print(table)
+        print(f"wrote {args.out} and {png}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""eval.py: rescoring against hand-computed metrics, a run on the tiny model with resume, and compare."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import eval as evaluation
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
+
+
+def _cli(*args):
+    out = subprocess.run([sys.executable, "eval.py", *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out.stdout
+
+
+def test_score_by_hand(tmp_path):
+    rows = [  # Video-R1's results layout: output, solution, problem_type
+        {"problem_type": "multiple choice", "solution": "<answer>B</answer>", "output": "<think>x</think><answer>B</answer>"},  # 1
+        {"problem_type": "multiple choice", "solution": "<answer>B</answer>", "output": "<answer>C</answer>"},  # 0
+        {"problem_type": "multiple choice", "solution": "<answer>A</answer>", "output": " A "},  # no tags: whole text -> 1
+        {"problem_type": "numerical", "solution": "<answer>3</answer>", "output": "<answer>3.0</answer>"},  # decimal mismatch -> 0
+        {"problem_type": "regression", "solution": "<answer>10</answer>", "output": "<answer>9.5</answer>"},  # rel. error 0.05 -> MRA 0.9
+        {"problem_type": "regression", "solution": "<answer>10</answer>", "output": "<answer>nan</answer>"},  # -> 0
+    ]
+    path = tmp_path / "video_r1_results.json"
+    path.write_text(json.dumps({"results": rows}))
+    metrics = json.loads(_cli("score", str(path)).strip().splitlines()[-1])
+    assert metrics["accuracy"] == pytest.approx(2 / 4)
+    assert metrics["mra"] == pytest.approx(0.9 / 2)
+    assert metrics["overall"] == pytest.approx((2 + 0.9) / 6, abs=1e-4)
+    assert metrics["by_problem_type"]["multiple choice"] == {"score": pytest.approx(2 / 3, abs=1e-4), "n": 3}
+
+
+def test_summarize_splits_temporal_and_families():
+    results = [{"problem_type": "multiple choice", "score": s, "temporal": t, "question_family": f}
+               for s, t, f in [(1.0, True, "direction"), (0.0, True, "order"), (1.0, False, "color"), (1.0, False, "color")]]
+    m = evaluation.summarize(results, unreadable=2)
+    assert (m["temporal"], m["static"], m["unreadable"]) == (0.5, 1.0, 2)
+    assert m["by_question_family"]["color"] == {"score": 1.0, "n": 2}
+
+
+def test_run_on_the_tiny_model_and_resume(tiny_dir, synth_dir, tmp_path):
+    records = json.load(open(os.path.join(synth_dir, "test.json")))[:5]
+    for r in records:
+        r["path"] = os.path.join(synth_dir, r["path"])
+    records.append(dict(records[0], problem_id="missing", path=str(tmp_path / "missing.mp4")))
+    data_path = tmp_path / "small.json"
+    data_path.write_text(json.dumps(records))
+    args = ["run", "--model", str(tiny_dir), "--data", str(data_path), "--out", str(tmp_path / "out"),
+            "--num_frames", "4", "--max_new_tokens", "8", "--batch_size", "3"]
+    _cli(*args)
+    first = json.load(open(tmp_path / "out" / "small.json"))
+    assert len(first["results"]) == 5 and first["metrics"]["unreadable"] == 1 and first["metrics"]["n"] == 5
+    for row in first["results"]:
+        assert {"output", "prediction", "score", "correct", "problem_id", "solution", "temporal"} <= set(row)
+    assert "temporal" in first["metrics"] and "by_question_family" in first["metrics"]
+    again = _cli(*args)  # everything already scored: nothing is regenerated
+    assert "5 records already scored" in again
+    assert json.load(open(tmp_path / "out" / "small.json"))["results"] == first["results"]
+    _cli(*args, "--shuffled")
+    assert len(json.load(open(tmp_path / "out" / "small_shuffled.json"))["results"]) == 5
+
+
+def test_compare_two_runs(tmp_path):
+    for name, rewards in (("a", [0.1, 0.5, 0.9]), ("b", [0.2, 0.2, 0.4])):
+        os.makedirs(tmp_path / name)
+        with open(tmp_path / name / "metrics.jsonl", "w") as f:
+            for step, r in enumerate(rewards, 1):
+                f.write(json.dumps({"step": step, "reward/mean": r, "reward/accuracy": r / 2, "time/step_s": 1.5}) + "\n")
+    out = _cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp.md"))
+    assert "| a | 3 | 0.900 | 0.450 |  | 4.5 |" in out
+    assert os.path.getsize(tmp_path / "cmp.png") > 1000

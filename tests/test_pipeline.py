@@ -1,0 +1,130 @@
+"""A decoded synthetic video through the tiny model's processor and model: time positions, forward,
+generate, and the memory-efficient log-prob pass against the naive one."""
+
+import os
+
+import pytest
+import torch
+
+import data
+import model as M
+import train
+
+
+@pytest.fixture(scope="module")
+def setup(tiny_dir, synth_dir):
+    policy, processor = M.load(tiny_dir)
+    records, _ = data.load_records(os.path.join(synth_dir, "train.json"))
+    budget = processor.video_processor.size
+    video = next(r for r in records if r["data_type"] == "video" and r["question_family"] == "direction")
+    image = next(r for r in records if r["data_type"] == "image")
+    return policy, processor, records, video, image, (budget["shortest_edge"], budget["longest_edge"])
+
+
+def _inputs(processor, record, budget, num_frames=8):
+    visual = data.load_visual(record, num_frames, *budget)
+    return visual, data.processor_inputs(processor, [data.prompt_text(processor, record)], [visual])
+
+
+def test_video_time_positions_follow_the_sampled_frame_rate(setup):
+    policy, processor, _, video, _, budget = setup
+    visual, inputs = _inputs(processor, video, budget, num_frames=8)
+    # 8 of 16 frames of an 8 fps clip: sampled 4 fps, 2 frames per temporal patch -> 0.5 s per patch
+    assert inputs["second_per_grid_ts"] == [pytest.approx(0.5)] or inputs["second_per_grid_ts"].tolist() == [pytest.approx(0.5)]
+    t, h, w = inputs["video_grid_thw"][0].tolist()
+    assert t == 4 and (inputs["input_ids"] == M.VIDEO_TOKEN_ID).sum() == t * h * w // 4
+    positions, _ = policy.model.get_rope_index(inputs["input_ids"], video_grid_thw=inputs["video_grid_thw"],
+                                               second_per_grid_ts=inputs["second_per_grid_ts"], attention_mask=inputs["attention_mask"],
+                                               mm_token_type_ids=inputs["mm_token_type_ids"])
+    video_pos = positions[0, 0][inputs["input_ids"][0] == M.VIDEO_TOKEN_ID]  # temporal ids of the video tokens
+    start = video_pos.min().item()
+    # tokens_per_second 2 x 0.5 s per patch = 1 position per temporal patch: 4 distinct, ordered times
+    assert sorted(set((video_pos - start).tolist())) == [0, 1, 2, 3]
+
+
+def test_video_forward_and_generate(setup):
+    policy, processor, _, video, _, budget = setup
+    _, inputs = _inputs(processor, video, budget, num_frames=4)
+    with torch.no_grad():
+        out = policy(**inputs)
+    assert out.logits.shape == (1, inputs["input_ids"].shape[1], 151936) and torch.isfinite(out.logits).all()
+    gen = policy.generate(**inputs, max_new_tokens=6, do_sample=False)
+    assert gen.shape[1] > inputs["input_ids"].shape[1]
+    assert isinstance(processor.batch_decode(gen[:, inputs["input_ids"].shape[1]:])[0], str)
+
+
+@pytest.mark.parametrize("kind", ["video", "image"])
+def test_chunked_encode_once_logprobs_equal_the_naive_full_forward(setup, kind):
+    """group_logprobs (vision encoded once, hidden states only at completion positions, LM head in
+    chunks) == log_softmax of the full-vocabulary logits of G separately encoded copies."""
+    policy, processor, _, video, image, budget = setup
+    record = video if kind == "video" else image
+    _, prompt = _inputs(processor, record, budget, num_frames=4)
+    G, T = 3, 7
+    completions = torch.randint(0, 151643, (G, T), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fast = M.group_logprobs(policy, prompt, completions, chunk_size=5)  # [G, T]; chunks split rows
+        P = prompt["input_ids"].shape[1]
+        batch = data.processor_inputs(processor, [data.prompt_text(processor, record)] * G,
+                                      [data.load_visual(record, 4, *budget)] * G)
+        ids = torch.cat([batch["input_ids"], completions], 1)
+        extra = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        logits = policy(input_ids=ids, attention_mask=torch.ones_like(ids),
+                        mm_token_type_ids=torch.cat([batch["mm_token_type_ids"], torch.zeros_like(completions)], 1), **extra).logits
+        naive = torch.log_softmax(logits[:, P - 1 : P + T - 1].float(), -1).gather(-1, completions[..., None]).squeeze(-1)
+    assert torch.allclose(fast, naive, atol=1e-5)
+
+
+def test_logprob_gradients_flow_through_the_shared_vision_features(setup):
+    policy, processor, _, video, _, budget = setup
+    _, prompt = _inputs(processor, video, budget, num_frames=4)
+    completions = torch.randint(0, 1000, (2, 3), generator=torch.Generator().manual_seed(1))
+    policy.zero_grad()
+    M.LogProbs(policy, chunk_size=4)([(prompt, completions)]).sum().backward()
+    patch_embed = M.vision_module(policy).patch_embed.proj.weight
+    assert patch_embed.grad is not None and patch_embed.grad.abs().sum() > 0
+    policy.zero_grad()
+
+
+def test_sft_labels_cover_only_reasoning_and_answer(setup):
+    """SFT's loss equals the model's own cross-entropy with every prompt and vision position at -100."""
+    policy, processor, _, video, _, budget = setup
+    visual = data.load_visual(video, 4, *budget)
+    group = train.sft_group(processor, video, visual, "cpu")
+    target_text = processor.tokenizer.decode(group.completion_ids[0])
+    assert target_text == data.sft_target(video) + "<|im_end|>"
+    with torch.no_grad():
+        ours = train.sft_loss(M.group_logprobs(policy, group.prompt, group.completion_ids), group.mask)
+        ids = torch.cat([group.prompt["input_ids"], group.completion_ids], 1)
+        labels = ids.clone()
+        labels[:, : group.prompt["input_ids"].shape[1]] = -100
+        extra = {k: v for k, v in group.prompt.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+        ref = policy(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels,
+                     mm_token_type_ids=torch.cat([group.prompt["mm_token_type_ids"], torch.zeros_like(group.completion_ids)], 1), **extra).loss
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_temporal_bonus_wiring(setup, monkeypatch):
+    """T-GRPO: the shuffled group sees permuted frames, is scored but not returned, and correct ordered
+    completions get +alpha exactly when p >= mu * p~."""
+    policy, processor, _, video, _, budget = setup
+    visual = data.load_visual(video, 4, *budget)
+    answer = data.answer_of(video["solution"])
+    right, wrong = f"<think>x</think><answer>{answer}</answer>", "<think>x</think><answer>?</answer>"
+    args = train.parse_args(["--num_generations", "4"])
+    seen = {}
+
+    def fake_sample(model, processor, record, vis, n, args, hint=None):
+        seen["frames"] = vis.frames
+        texts = [right, right, wrong, wrong][:n] if n == 4 else shuffled_texts[:n]
+        return train.Group(record, None, torch.zeros(n, 2, dtype=torch.long), torch.ones(n, 2, dtype=torch.bool), texts)
+
+    monkeypatch.setattr(train, "sample_group", fake_sample)
+    for shuffled_texts, bonus_expected in (([right, wrong], True), ([right, right], False)):
+        # p = 0.5; p~ = 0.5 -> 0.5 >= 0.4 bonus; p~ = 1.0 -> 0.5 < 0.8 no bonus
+        group = train.score_group(train.Group(video, None, None, torch.ones(4, 2, dtype=torch.bool), [right, right, wrong, wrong]), args)
+        base = group.rewards.clone()
+        p, p_shuffled, bonus = train.add_temporal_bonus(group, policy, processor, visual, args, torch.Generator().manual_seed(0))
+        assert not torch.equal(seen["frames"], visual.frames) and seen["frames"].shape == visual.frames.shape
+        assert (p, bonus) == (0.5, bonus_expected)
+        assert torch.allclose(group.rewards - base, torch.tensor([0.3, 0.3, 0.0, 0.0]) if bonus_expected else torch.zeros(4))
