@@ -74,5 +74,5 @@ def test_compare_two_runs(tmp_path):
             for step, r in enumerate(rewards, 1):
                 f.write(json.dumps({"step": step, "reward/mean": r, "reward/accuracy": r / 2, "time/step_s": 1.5}) + "\n")
     out = _cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp.md"))
-    assert "| a | 3 | 0.900 | 0.450 |  | 4.5 |" in out
+    assert "| a | 3 | 0.900 | 0.450 |  | 4.500 |" in out
     assert os.path.getsize(tmp_path / "cmp.png") > 1000
