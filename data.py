@@ -361,7 +361,8 @@ def processor_inputs(processor, prompts, visuals):
 #   static (shuffling changes nothing): colour, shape, how many squares, relative size.
 # A randomly initialised tiny model learns only strong visual signals, so objects are large by default
 # (--size) and every temporal question shows its change between neighbouring frames as well as over
-# the whole clip: each temporal patch (2 frames) already carries the direction of change.
+# the whole clip: each temporal patch (2 frames) already carries the direction of change. The chains of
+# thought are short templates: every generated token costs a 151,936-way softmax on a CPU.
 
 COLORS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (50, 90, 240), "yellow": (240, 220, 40)}
 SHAPES = ("square", "circle", "triangle")
@@ -443,7 +444,7 @@ def synth_sample(family, rng, cfg, as_image):
         problem = f"In which direction does the {color} {shape} move?"
         options, answer = _options(DIRECTIONS), _letter(DIRECTIONS, direction)
         where = {"left": ("right", "left"), "right": ("left", "right"), "up": ("bottom", "top"), "down": ("top", "bottom")}[direction]
-        process = f"At the start the {color} {shape} is nearer the {where[0]}; later it is nearer the {where[1]}. It moves {direction}."
+        process = f"It goes from the {where[0]} to the {where[1]}: {direction}."
         signature = (family, direction, color, shape, round(start), round(cx if direction in ("up", "down") else cy))
     elif family == "order":
         first, second = (str(c) for c in rng.choice(list(COLORS), size=2, replace=False))
@@ -452,7 +453,7 @@ def synth_sample(family, rng, cfg, as_image):
             objects[f] = [(shape, COLORS[first if f < switch else second], cx, cy, size)]
         problem = f"The {shape} changes colour once. Which colour does it have first?"
         options, answer = _options(list(COLORS)), _letter(list(COLORS), first)
-        process = f"The early frames show a {first} {shape}, the later frames a {second} one. {first.capitalize()} comes first."
+        process = f"First {first}, then {second}."
         signature = (family, first, second, shape, int(switch), round(cx), round(cy))
     elif family == "approach":
         closer = bool(rng.integers(2))
@@ -463,18 +464,17 @@ def synth_sample(family, rng, cfg, as_image):
         values = ("closer", "farther away")
         problem = f"Does the {color} {shape} come closer or move farther away?"
         options, answer = _options(values), _letter(values, "closer" if closer else "farther away")
-        process = (f"The {color} {shape} starts {'small' if closer else 'large'} and ends {'large' if closer else 'small'}, "
-                   f"so it {'comes closer' if closer else 'moves farther away'}.")
+        process = f"It {'grows' if closer else 'shrinks'}: {'closer' if closer else 'farther away'}."
         signature = (family, closer, color, shape, round(cx), round(cy))
     elif family == "color":
         problem = f"What colour is the {shape}?"
         options, answer = _options(list(COLORS)), _letter(list(COLORS), color)
-        process = f"The {shape} is filled with {color}."
+        process = f"The {shape} is {color}."
         signature = (family, color, shape, round(cx), round(cy), round(size))
     elif family == "shape":
         problem = f"What shape is the {color} object?"
         options, answer = _options(SHAPES), _letter(SHAPES, shape)
-        process = f"The {color} object has the outline of a {shape}."
+        process = f"It is a {shape}."
         signature = (family, color, shape, round(cx), round(cy), round(size))
     elif family == "count":
         count = int(rng.integers(1, 5))
@@ -487,7 +487,7 @@ def synth_sample(family, rng, cfg, as_image):
         objects = [[("square", COLORS[color], x, y, small) for x, y in centres] for _ in range(F)]
         problem = f"How many {color} squares are there?"
         answer = str(count)
-        process = f"I count the {color} squares one by one: {', '.join(str(i + 1) for i in range(count))}. There are {count}."
+        process = f"Counting: {', '.join(str(i + 1) for i in range(count))}."
         signature = (family, count, color, tuple(sorted((round(x) // 8, round(y) // 8) for x, y in centres)))
     elif family == "size":
         percent = int(rng.integers(20, 81))
@@ -497,7 +497,7 @@ def synth_sample(family, rng, cfg, as_image):
         objects = [[("square", COLORS[color], cx, cy, size)] for _ in range(F)]
         problem = f"What percentage of the frame's width does the {color} square cover?"
         answer = str(percent)
-        process = f"The {color} square spans about {percent} of the {W} pixels across, so about {percent} percent."
+        process = f"It spans about {percent} percent."
         signature = (family, percent, color, round(cx) // 8, round(cy) // 8)
     else:
         raise ValueError(f"unknown question family {family!r}")

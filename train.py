@@ -88,6 +88,9 @@ class Args:
     report_to: str = field(default="", metadata={"help": "accelerate trackers, comma-separated: tensorboard, wandb, ... (metrics.jsonl is always written)"})
     log_completions_steps: int = field(default=10, metadata={"help": "write a few sample completions to completions.jsonl every K steps; 0: never"})
     strict_data: bool = field(default=False, metadata={"help": "stop at the first unreadable sample instead of skipping it"})
+    sft_steps: int = field(default=150, metadata={"help": "main job (no --model, no --data): SFT cold-start steps before RL (cached under runs/)"})
+    sft_batch_size: int = field(default=8, metadata={"help": "main job: prompts per SFT step"})
+    eval_limit: int = field(default=0, metadata={"help": "main job: evaluate on the first N held-out records only; 0: all"})
 
     @property
     def tiny(self):
@@ -654,9 +657,89 @@ def log_completions(micro, args, step):
                                 "completions": g.texts[:4], "rewards": g.rewards[:4].tolist()}) + "\n")
 
 
+# -----------------------------------------------------------------------------
+# 5. The main job: `accelerate launch train.py --algo reg_grpo` with no --model and no --data
+
+
+def held_out_eval(model_dir, args, test_path, accelerator):
+    """Greedy held-out evaluation of a saved model (main process; the others wait)."""
+    import eval as evaluation
+    import model as model_lib
+
+    metrics = None
+    if accelerator.is_main_process:
+        model, processor = model_lib.load(model_dir, device=accelerator.device)
+        records, _ = data.load_records(test_path)
+        records = records[: args.eval_limit] if args.eval_limit else records
+        size = processor.video_processor.size
+        results, errors = evaluation.evaluate(model, processor, records, num_frames=args.num_frames, min_pixels=size["shortest_edge"],
+                                              max_pixels=size["longest_edge"], max_new_tokens=args.max_completion_length, batch_size=16)
+        metrics = evaluation.summarize(results, len(errors))
+        evaluation.write_json(os.path.join(os.path.dirname(model_dir), "eval_test.json"), {"model": model_dir, "results": results, "metrics": metrics})
+    accelerator.wait_for_everyone()
+    return metrics
+
+
+def main_job(args):
+    """Tiny model + synthetic data -> SFT cold start (cached) -> held-out eval -> RL -> held-out eval ->
+    before/after table and summary.json in the run folder."""
+    from accelerate import Accelerator
+
+    t_start = time.time()
+    accelerator = Accelerator()
+    with accelerator.main_process_first():
+        prepare_assets(args)
+    stages = {}
+    sft_args = Args(**{**asdict(args), "algo": "sft", "da": False, "max_steps": args.sft_steps, "batch_size": args.sft_batch_size,
+                       "learning_rate": 0.0, "beta": -1.0, "output_dir": f"runs/sft-cold-start-{args.sft_steps}x{args.sft_batch_size}-seed{args.seed}",
+                       "save_steps": 0, "resume": False}).resolve()
+    sft_final = os.path.join(sft_args.output_dir, "final")
+    t0 = time.time()
+    if os.path.isdir(sft_final):
+        if accelerator.is_main_process:
+            print(f"SFT cold start: reusing {sft_final}")
+    else:
+        train(sft_args)
+    stages["sft_s"] = round(time.time() - t0, 1)
+    test_path = os.path.join(SYNTH_DIR, "test.json")
+    t0 = time.time()
+    before = held_out_eval(sft_final, args, test_path, accelerator)
+    stages["eval_sft_s"] = round(time.time() - t0, 1)
+    t0 = time.time()
+    rl_args = Args(**{**asdict(args), "model": sft_final, "data": os.path.join(SYNTH_DIR, "train.json")})
+    train(rl_args)
+    stages["rl_s"] = round(time.time() - t0, 1)
+    t0 = time.time()
+    after = held_out_eval(os.path.join(args.output_dir, "final"), args, test_path, accelerator)
+    stages["eval_rl_s"] = round(time.time() - t0, 1)
+    if accelerator.is_main_process:
+        summary = {"algo": args.algo + ("+da" if args.da else ""), "seed": args.seed, "sft_accuracy": before["overall"], "rl_accuracy": after["overall"],
+                   "sft": before, "rl": after, "wall_time_s": round(time.time() - t_start, 1), "stages": stages,
+                   "sft_checkpoint": sft_final, "test_file": test_path}
+        with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+        print(before_after_table(before, after, args))
+        print(f"wall time {summary['wall_time_s']} s ({stages}); summary: {os.path.join(args.output_dir, 'summary.json')}")
+
+
+def before_after_table(before, after, args):
+    rows = [("overall (score)", "overall"), ("accuracy (non-regression)", "accuracy"), ("MRA (regression)", "mra"),
+            ("temporal questions", "temporal"), ("static questions", "static")]
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"
+    lines = [f"| held-out ({before['n']} records) | SFT | SFT + {args.algo}{'+da' if args.da else ''} |", "|---|---|---|"]
+    lines += [f"| {name} | {fmt(before.get(key))} | {fmt(after.get(key))} |" for name, key in rows]
+    for family in before.get("by_question_family", {}):
+        b, a = before["by_question_family"][family], after["by_question_family"].get(family, {})
+        lines.append(f"| family: {family} (n={b['n']}) | {fmt(b['score'])} | {fmt(a.get('score'))} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args = parse_args(argv)
-    train(args)
+    if args.algo != "sft" and not args.model and not args.data:
+        main_job(args)
+    else:
+        train(args)
 
 
 if __name__ == "__main__":
