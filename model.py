@@ -469,39 +469,60 @@ def chunked_logprobs(lm_head, hidden, targets, chunk_size=256):
     return torch.cat(pieces).view(N, T)
 
 
-def group_logprobs(model, prompt, completion_ids, chunk_size=256):
-    """Per-token log-probs [G, T] of G completions [G, T] of ONE prompt.
+def batch_logprobs(model, groups, chunk_size=256):
+    """Per-token log-probs [N, T] of the completions of several prompts, in ONE forward pass.
 
-    `prompt` is the processor output for that prompt alone (input_ids [1, P], attention_mask, pixel values,
-    grids, second_per_grid_ts, mm_token_type_ids). Its image or video goes through the vision tower once
-    and the features are shared by the G sequences (they are views, so gradients add up correctly), and
-    second_per_grid_ts reaches the M-RoPE position computation exactly as it did in `generate`.
+    groups: list of (prompt, completion_ids [G_i, T_i]); `prompt` is the processor output of that prompt
+    alone (input_ids [1, P_i], attention_mask, pixel values, grids, second_per_grid_ts, mm_token_type_ids).
+    Rows are [left padding | prompt | completion | right padding], N = sum G_i, T = max T_i.
+    Each prompt's image or video goes through the vision tower once and its features are shared by its
+    G_i rows (the same tensor repeated, so gradients add up correctly); second_per_grid_ts reaches the
+    M-RoPE position computation exactly as in `generate`. Padded completion positions hold garbage: mask them.
     """
-    G, T = completion_ids.shape
-    P = prompt["input_ids"].shape[1]
-    input_ids = torch.cat([prompt["input_ids"].expand(G, -1), completion_ids], dim=1)  # [G, P+T]
-    attention_mask = torch.cat([prompt["attention_mask"].expand(G, -1), torch.ones_like(completion_ids)], dim=1)  # [G, P+T]
-    kwargs = {}
-    if prompt.get("mm_token_type_ids") is not None:
-        kwargs["mm_token_type_ids"] = torch.cat([prompt["mm_token_type_ids"].expand(G, -1), torch.zeros_like(completion_ids)], dim=1)
+    P = max(prompt["input_ids"].shape[1] for prompt, _ in groups)
+    T = max(ids.shape[1] for _, ids in groups)
+    rows = {"input_ids": [], "attention_mask": [], "mm_token_type_ids": []}
+    video = {"features": [], "grid": [], "seconds": []}
+    image = {"features": [], "grid": []}
+    completions = []
+    for prompt, ids in groups:
+        G, pad_left, pad_right = ids.shape[0], P - prompt["input_ids"].shape[1], T - ids.shape[1]
+        completion = nn.functional.pad(ids, (0, pad_right), value=0)  # [G, T]
+        completions.append(completion)
+        token_types = prompt.get("mm_token_type_ids", torch.zeros_like(prompt["input_ids"]))
+        for key, values, fill in (("input_ids", prompt["input_ids"], 0), ("attention_mask", prompt["attention_mask"], 0), ("mm_token_type_ids", token_types, 0)):
+            left = nn.functional.pad(values, (pad_left, 0), value=fill).expand(G, -1)  # [G, P]
+            right = torch.ones_like(completion) if key == "attention_mask" else (completion if key == "input_ids" else torch.zeros_like(completion))
+            rows[key].append(torch.cat([left, right.to(left.dtype)], dim=1))  # [G, P+T]
+        if prompt.get("pixel_values_videos") is not None:
+            features = model.model.get_video_features(prompt["pixel_values_videos"], prompt["video_grid_thw"], return_dict=True).pooler_output
+            video["features"] += list(features) * G
+            video["grid"].append(prompt["video_grid_thw"].repeat(G, 1))
+            video["seconds"].append(torch.as_tensor(prompt["second_per_grid_ts"]).repeat(G))
+        if prompt.get("pixel_values") is not None:
+            features = model.model.get_image_features(prompt["pixel_values"], prompt["image_grid_thw"], return_dict=True).pooler_output
+            image["features"] += list(features) * G
+            image["grid"].append(prompt["image_grid_thw"].repeat(G, 1))
+    inputs = {key: torch.cat(values) for key, values in rows.items()}  # each [N, P+T]
     encoded = {}
-    if prompt.get("pixel_values_videos") is not None:
-        features = model.model.get_video_features(prompt["pixel_values_videos"], prompt["video_grid_thw"], return_dict=True)
-        encoded["video"] = BaseModelOutputWithPooling(pooler_output=tuple(features.pooler_output) * G)
-        kwargs["video_grid_thw"] = prompt["video_grid_thw"].repeat(G, 1)
-        if prompt.get("second_per_grid_ts") is not None:
-            kwargs["second_per_grid_ts"] = torch.as_tensor(prompt["second_per_grid_ts"]).repeat(G)
-    if prompt.get("pixel_values") is not None:
-        features = model.model.get_image_features(prompt["pixel_values"], prompt["image_grid_thw"], return_dict=True)
-        encoded["image"] = BaseModelOutputWithPooling(pooler_output=tuple(features.pooler_output) * G)
-        kwargs["image_grid_thw"] = prompt["image_grid_thw"].repeat(G, 1)
-    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask, mm_encoder_outputs=encoded, use_cache=False, **kwargs).last_hidden_state  # [G, P+T, D]
-    hidden = hidden[:, P - 1 : P + T - 1]  # [G, T, D]: the state before each completion token predicts it
-    return chunked_logprobs(model.lm_head, hidden, completion_ids, chunk_size)  # [G, T]
+    if video["features"]:
+        encoded["video"] = BaseModelOutputWithPooling(pooler_output=tuple(video["features"]))
+        inputs.update(video_grid_thw=torch.cat(video["grid"]), second_per_grid_ts=torch.cat(video["seconds"]))
+    if image["features"]:
+        encoded["image"] = BaseModelOutputWithPooling(pooler_output=tuple(image["features"]))
+        inputs["image_grid_thw"] = torch.cat(image["grid"])
+    hidden = model.model(**inputs, mm_encoder_outputs=encoded, use_cache=False).last_hidden_state  # [N, P+T, D]
+    hidden = hidden[:, P - 1 : P + T - 1]  # [N, T, D]: the state before each completion token predicts it
+    return chunked_logprobs(model.lm_head, hidden, torch.cat(completions), chunk_size)  # [N, T]
+
+
+def group_logprobs(model, prompt, completion_ids, chunk_size=256):
+    """Per-token log-probs [G, T] of G completions [G, T] of one prompt (see batch_logprobs)."""
+    return batch_logprobs(model, [(prompt, completion_ids)], chunk_size)
 
 
 class LogProbs(nn.Module):
-    """The policy as the training loop sees it: forward(groups) -> padded per-token log-probs [N, T].
+    """The policy as the training loop sees it: forward(groups) -> per-token log-probs [N, T].
 
     Wrapping the Hugging Face model in a module whose forward is the log-prob pass lets accelerate's
     engines (DDP, FSDP, DeepSpeed) see every training forward, which is what synchronises gradients;
@@ -513,10 +534,8 @@ class LogProbs(nn.Module):
         self.model, self.chunk_size = model, chunk_size
 
     def forward(self, groups):
-        """groups: list of (prompt inputs, completion_ids [G_i, T_i]). Returns [sum G_i, max T_i] (zeros in padding)."""
-        per_group = [group_logprobs(self.model, prompt, ids, self.chunk_size) for prompt, ids in groups]
-        T = max(lp.shape[1] for lp in per_group)
-        return torch.cat([nn.functional.pad(lp, (0, T - lp.shape[1])) for lp in per_group])  # [N, T]
+        """groups: list of (prompt inputs, completion_ids [G_i, T_i]). Returns [sum G_i, max T_i]."""
+        return batch_logprobs(self.model, groups, self.chunk_size)
 
 
 # -----------------------------------------------------------------------------

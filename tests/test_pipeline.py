@@ -128,3 +128,19 @@ def test_temporal_bonus_wiring(setup, monkeypatch):
         assert not torch.equal(seen["frames"], visual.frames) and seen["frames"].shape == visual.frames.shape
         assert (p, bonus) == (0.5, bonus_expected)
         assert torch.allclose(group.rewards - base, torch.tensor([0.3, 0.3, 0.0, 0.0]) if bonus_expected else torch.zeros(4))
+
+
+def test_one_batched_forward_equals_one_forward_per_prompt(setup):
+    """Several prompts of different lengths (videos and an image) padded into one forward give the same
+    log-probs as each prompt alone."""
+    policy, processor, records, video, image, budget = setup
+    chosen = [video, image, next(r for r in records if r["data_type"] == "video" and r is not video)]
+    groups = []
+    for i, record in enumerate(chosen):
+        _, prompt = _inputs(processor, record, budget, num_frames=4)
+        groups.append((prompt, torch.randint(0, 151643, (2, 3 + 2 * i), generator=torch.Generator().manual_seed(i))))
+    with torch.no_grad():
+        batched = M.batch_logprobs(policy, groups, chunk_size=7)  # [6, 7]
+        for i, (prompt, ids) in enumerate(groups):
+            alone = M.group_logprobs(policy, prompt, ids)
+            assert torch.allclose(batched[2 * i : 2 * i + 2, : ids.shape[1]], alone, atol=1e-5)
