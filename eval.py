@@ -5,6 +5,7 @@ Evaluation: run a model on Video-R1-format benchmarks, rescore saved outputs, co
     python eval.py run --model Qwen/Qwen2.5-VL-3B-Instruct --data eval_mvbench.json eval_videomme.json --out runs/eval-3b
     python eval.py score runs/eval/test.json
     python eval.py compare runs/grpo-seed0 runs/reg_grpo-seed0 --out runs/compare.md
+    python eval.py ablation --seeds 0 1 2 --out runs/ablation [train.py flags, e.g. --max_steps 30]
 
 Scores come from rewards.eval_score: accuracy per answer type, MRA for regression, and (as Video-R1's
 evaluation does) a completion without <answer> tags is scored on its whole text.
@@ -200,6 +201,62 @@ def compare(run_dirs, out_path):
     return "\n".join(table), png
 
 
+ABLATION = [("grpo", []), ("t_grpo", []), ("reg_grpo", []), ("grpo", ["--da"]), ("reg_grpo", ["--da"])]
+
+
+def ablation(seeds, out, extra):
+    """SFT, GRPO, T-GRPO, Reg-GRPO, GRPO+DA and Reg-GRPO+DA on the synthetic benchmark, every seed: each
+    RL run is train.py's main job (the SFT cold start of a seed is trained once and shared), then a
+    table of held-out scores (mean +- std over seeds) and the algorithms' diagnostics, and reward curves."""
+    import subprocess
+
+    runs = {}
+    for seed in seeds:
+        for algo, flags in ABLATION:
+            name = algo + ("+da" if "--da" in flags else "")
+            run_dir = os.path.join(out, f"{name.replace('+', '-')}-seed{seed}")
+            if not os.path.exists(os.path.join(run_dir, "summary.json")):
+                cmd = [sys.executable, "train.py", "--algo", algo, *flags, "--seed", str(seed), "--output_dir", run_dir, *extra]
+                print(" ".join(cmd), flush=True)
+                subprocess.run(cmd, check=True)
+            runs.setdefault(name, []).append(run_dir)
+    table = ablation_table(runs)
+    with open(os.path.join(out, "ablation.md"), "w") as f:
+        f.write(table + "\n")
+    compare([dirs[0] for dirs in runs.values()], os.path.join(out, "curves.md"))
+    return table
+
+
+def ablation_table(runs):
+    """Markdown: held-out overall / temporal / static (mean +- std over seeds), vanishing-advantage
+    fraction (before/after DA), T-GRPO's ordered-minus-shuffled training accuracy."""
+
+    def stat(values):
+        values = [v for v in values if v is not None]
+        return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-"
+
+    def mean_metric(run_dir, key):
+        rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
+        values = [r[key] for r in rows if key in r]
+        return float(np.mean(values)) if values else None
+
+    lines = ["| run | seeds | held-out overall | temporal | static | zero-std groups | T-GRPO ordered - shuffled |", "|---|---|---|---|---|---|---|"]
+    summaries = {name: [json.load(open(os.path.join(d, "summary.json"))) for d in dirs] for name, dirs in runs.items()}
+    first = next(iter(summaries.values()))
+    lines.append(f"| SFT (start of every run) | {len(first)} | {stat([s['sft']['overall'] for s in first])} | "
+                 f"{stat([s['sft'].get('temporal') for s in first])} | {stat([s['sft'].get('static') for s in first])} | - | - |")
+    for name, dirs in runs.items():
+        s = summaries[name]
+        if name.endswith("+da"):
+            zero = f"{stat([mean_metric(d, 'da/zero_std_before') for d in dirs])} -> {stat([mean_metric(d, 'da/zero_std_after') for d in dirs])}"
+        else:
+            zero = stat([mean_metric(d, "adv/zero_std_frac") for d in dirs])
+        gap = stat([mean_metric(d, "tgrpo/acc_ordered") - mean_metric(d, "tgrpo/acc_shuffled") for d in dirs]) if name == "t_grpo" else "-"
+        lines.append(f"| SFT + {name} | {len(dirs)} | {stat([x['rl']['overall'] for x in s])} | {stat([x['rl'].get('temporal') for x in s])} | "
+                     f"{stat([x['rl'].get('static') for x in s])} | {zero} | {gap} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,8 +278,15 @@ def main(argv=None):
     c = sub.add_parser("compare", help="table and reward curves of training runs")
     c.add_argument("runs", nargs="+", help="run folders (with metrics.jsonl)")
     c.add_argument("--out", required=True, help="markdown file; the PNG goes next to it")
-    args = parser.parse_args(argv)
-    if args.command == "run":
+    a = sub.add_parser("ablation", help="every algorithm x seeds through train.py's main job; table + curves")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (each has its own SFT cold start)")
+    a.add_argument("--out", default="runs/ablation", help="folder of the runs, ablation.md and curves.png")
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "ablation":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "ablation":
+        print(ablation(args.seeds, args.out, extra))
+    elif args.command == "run":
         run(args)
     elif args.command == "score":
         print(json.dumps(score_file(args.file)))

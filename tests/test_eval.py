@@ -76,3 +76,23 @@ def test_compare_two_runs(tmp_path):
     out = _cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp.md"))
     assert "| a | 3 | 0.900 | 0.450 |  | 4.500 |" in out
     assert os.path.getsize(tmp_path / "cmp.png") > 1000
+
+
+def test_ablation_table_means_and_stds(tmp_path):
+    runs = {}
+    for name, scores in (("grpo", [0.4, 0.6]), ("t_grpo", [0.5, 0.5]), ("grpo+da", [0.3, 0.5])):
+        for seed, score in enumerate(scores):
+            d = tmp_path / f"{name}-{seed}"
+            os.makedirs(d)
+            json.dump({"sft": {"overall": 0.2 + 0.1 * seed, "temporal": 0.1, "static": 0.3},
+                       "rl": {"overall": score, "temporal": score - 0.1, "static": score + 0.1}}, open(d / "summary.json", "w"))
+            with open(d / "metrics.jsonl", "w") as f:
+                for zero, before, after, ordered, shuffled in ((0.5, 0.5, 0.25, 0.6, 0.4), (0.25, 0.75, 0.25, 0.4, 0.4)):
+                    f.write(json.dumps({"adv/zero_std_frac": zero, "da/zero_std_before": before, "da/zero_std_after": after,
+                                        "tgrpo/acc_ordered": ordered, "tgrpo/acc_shuffled": shuffled}) + "\n")
+            runs.setdefault(name, []).append(str(d))
+    table = evaluation.ablation_table(runs)
+    assert "| SFT (start of every run) | 2 | 0.250 ± 0.050 |" in table
+    assert "| SFT + grpo | 2 | 0.500 ± 0.100 | 0.400 ± 0.100 | 0.600 ± 0.100 | 0.375 ± 0.000 | - |" in table
+    assert "| SFT + t_grpo | 2 | 0.500 ± 0.000 |" in table and "| 0.100 ± 0.000 |" in table  # ordered - shuffled
+    assert "0.625 ± 0.000 -> 0.250 ± 0.000" in table  # DA: vanishing advantage before -> after

@@ -123,3 +123,16 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(warm, tmp_path):
         assert torch.allclose(resumed[k], end[k], atol=1e-5), k
     assert [row["step"] for row in metrics(cut)] == [1, 2, 3, 4]
     assert [row["reward/mean"] for row in metrics(cut)] == [row["reward/mean"] for row in metrics(full)]
+
+
+def test_main_job_shortened(tmp_path):
+    """`train.py --algo reg_grpo` with no --model/--data, every stage shrunk, in an empty folder: builds
+    the tiny model and the data, SFT, evaluation, RL, evaluation, table and summary.json."""
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6",
+                          "--sft_steps", "2", "--sft_batch_size", "2", "--max_steps", "1", "--num_generations", "2", "--max_completion_length", "8"],
+                         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+    summary = json.load(open(tmp_path / "runs" / "reg_grpo-seed0" / "summary.json"))
+    assert 0 <= summary["sft_accuracy"] <= 1 and 0 <= summary["rl_accuracy"] <= 1 and summary["wall_time_s"] > 0
+    assert summary["sft"]["n"] == summary["rl"]["n"] == 6
+    assert "| temporal questions |" in out.stdout and os.path.isdir(tmp_path / "data" / "tiny-qwen2.5-vl")
