@@ -378,7 +378,7 @@ class SynthConfig:
     frames: int = 16  # frames per video
     fps: float = 8.0
     size: float = 0.35  # object size as a fraction of the frame's shorter side
-    speed: float = 0.9  # fraction of the frame an object travels over the clip (motion questions)
+    speed: float = 0.3  # fraction of the frame a moving bar travels over the clip (direction questions)
     distractors: int = 0  # small grey circles that no question is about
     noise: float = 0.0  # std of Gaussian pixel noise, as a fraction of 255
     image_frac: float = 0.15  # fraction of samples that are single images (static questions only)
@@ -398,6 +398,10 @@ def draw_shape(canvas, shape, color, cx, cy, size):
         inside = (np.abs(xs - cx) <= half) & (np.abs(ys - cy) <= half)
     elif shape == "circle":
         inside = (xs - cx) ** 2 + (ys - cy) ** 2 <= half**2
+    elif shape == "vbar":  # a full-height bar of width `size` centred at x = cx
+        inside = np.abs(xs - cx) <= half
+    elif shape == "hbar":  # a full-width bar of height `size` centred at y = cy
+        inside = np.abs(ys - cy) <= half
     elif shape == "triangle":  # apex up, base at the bottom
         rel_y = (ys - (cy - half)) / size  # 0 at the apex, 1 at the base
         inside = (rel_y >= 0) & (rel_y <= 1) & (np.abs(xs - cx) <= rel_y * half)
@@ -433,28 +437,35 @@ def synth_sample(family, rng, cfg, as_image):
     options, process = None, None
 
     if family == "direction":
+        # A thin bar (vertical for left/right, horizontal for up/down) that moves a few pixels between
+        # neighbouring frames: within one temporal patch (2 frames, 14x14 pixels) its shift is a linear
+        # function of the pixels, which a randomly initialised tiny model can pick up. A big square that
+        # jumps by more than a patch between frames only appears and disappears locally.
         direction = str(rng.choice(DIRECTIONS))
-        travel = cfg.speed * (W - 2 * margin if direction in ("left", "right") else H - 2 * margin)
-        sign = 1 if direction in ("right", "down") else -1
-        start = rng.uniform(margin, (W if direction in ("left", "right") else H) - margin - travel)
-        pos = start + travel * t if sign > 0 else start + travel * (1 - t)
-        for f in range(F):
-            x, y = (pos[f], cy) if direction in ("left", "right") else (cx, pos[f])
-            objects[f] = [(shape, COLORS[color], x, y, size)]
-        problem = f"In which direction does the {color} {shape} move?"
+        horizontal_motion = direction in ("left", "right")
+        extent = W if horizontal_motion else H
+        thickness = max(4.0, side * 0.06)
+        travel = cfg.speed * extent
+        start = rng.uniform(thickness, extent - thickness - travel)
+        pos = start + travel * (t if direction in ("right", "down") else 1 - t)
+        shape = "vbar" if horizontal_motion else "hbar"
+        objects = [[(shape, COLORS[color], p, p, thickness)] for p in pos]
+        problem = f"In which direction does the {color} bar move?"
         options, answer = _options(DIRECTIONS), _letter(DIRECTIONS, direction)
         where = {"left": ("right", "left"), "right": ("left", "right"), "up": ("bottom", "top"), "down": ("top", "bottom")}[direction]
         process = f"It goes from the {where[0]} to the {where[1]}: {direction}."
-        signature = (family, direction, color, shape, round(start), round(cx if direction in ("up", "down") else cy))
+        signature = (family, direction, color, round(start))
     elif family == "order":
+        # The colour blends from the first to the second over the clip, so that every pair of
+        # neighbouring frames (one temporal patch) shows which colour fades and which one grows.
         first, second = (str(c) for c in rng.choice(list(COLORS), size=2, replace=False))
-        switch = rng.integers(max(1, F // 4), F - max(1, F // 4) + 1)  # first colour shown for frames [0, switch)
+        a, b = np.array(COLORS[first], float), np.array(COLORS[second], float)
         for f in range(F):
-            objects[f] = [(shape, COLORS[first if f < switch else second], cx, cy, size)]
-        problem = f"The {shape} changes colour once. Which colour does it have first?"
+            objects[f] = [(shape, tuple(int(v) for v in (1 - t[f]) * a + t[f] * b), cx, cy, size)]
+        problem = f"The {shape} slowly changes colour. Which colour does it have first?"
         options, answer = _options(list(COLORS)), _letter(list(COLORS), first)
-        process = f"First {first}, then {second}."
-        signature = (family, first, second, shape, int(switch), round(cx), round(cy))
+        process = f"It turns from {first} to {second}."
+        signature = (family, first, second, shape, round(cx) // 4, round(cy) // 4)
     elif family == "approach":
         closer = bool(rng.integers(2))
         small, large = side * 0.15, side * 0.8
