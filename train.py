@@ -21,6 +21,7 @@ import shutil
 import sys
 import time
 from collections import deque
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -391,7 +392,9 @@ def save_checkpoint(accelerator, args, step):
     if accelerator.is_main_process:
         with open(os.path.join(tmp, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=1)
-        os.replace(tmp, final) if not os.path.exists(final) else (shutil.rmtree(final), os.replace(tmp, final))
+        if os.path.exists(final):  # an older run's checkpoint of the same step
+            shutil.rmtree(final)
+        os.replace(tmp, final)
     accelerator.wait_for_everyone()
 
 
@@ -526,7 +529,7 @@ def train(args):
         for iteration in range(args.num_iterations):
             t0 = time.time()
             for k, mb in enumerate(micro):
-                sync = accelerator.no_sync(policy) if k < len(micro) - 1 else _nullcontext()
+                sync = accelerator.no_sync(policy) if k < len(micro) - 1 else nullcontext()  # all-reduce once, on the last
                 with sync:
                     loss, loss_metrics = compute_loss(policy, mb, args)
                     accelerator.backward(loss / len(micro))
@@ -564,14 +567,6 @@ def train(args):
     save_final(accelerator, policy, processor, args)
     accelerator.end_training()
     return state
-
-
-class _nullcontext:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _grad_norm(policy):
