@@ -23,6 +23,7 @@ import time
 from collections import deque
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -369,10 +370,16 @@ def prepare_assets(args):
     return args.model or TINY_MODEL_DIR, args.data or os.path.join(SYNTH_DIR, "train.json")
 
 
+@lru_cache(maxsize=2)
+def epoch_order(num_records, seed, epoch):
+    """The seeded permutation of the data set for one epoch (computed once per epoch, not per sample)."""
+    return np.random.default_rng([seed, epoch]).permutation(num_records)
+
+
 def record_at(records, position, seed):
     """The record at a global data position: a fresh seeded permutation of the data set every epoch."""
     epoch, offset = divmod(position, len(records))
-    return records[int(np.random.default_rng([seed, epoch]).permutation(len(records))[offset])]
+    return records[int(epoch_order(len(records), seed, epoch)[offset])]
 
 
 def latest_checkpoint(output_dir):
