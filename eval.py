@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import zlib
 
 import numpy as np
 
@@ -88,7 +89,8 @@ def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, m
                 print(f"unreadable, not scored: {e}", file=sys.stderr)
                 continue
             if shuffled and visual.kind == "video":
-                visual, _ = data.shuffle_frames(visual, torch.Generator().manual_seed(hash((seed, _key(record))) % 2**63))
+                # crc32, not hash(): Python salts string hashes per process, and the permutation must repeat
+                visual, _ = data.shuffle_frames(visual, torch.Generator().manual_seed(zlib.crc32(f"{seed}:{_key(record)}".encode())))
             batch.append(record)
             visuals.append(visual)
         if batch:
@@ -98,7 +100,7 @@ def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, m
                                      **({"temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {"temperature": None, "top_p": None, "top_k": None}))
             texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
             for record, text in zip(batch, texts):
-                row = {k: v for k, v in record.items() if not k.startswith("_")} | score_record(record, text)
+                row = {k: v for k, v in record.items() if not k.startswith("_")} | {"index": record["_index"]} | score_record(record, text)
                 results.append(row)
         bar.update(len(todo[start : start + batch_size]))
         if on_batch:
@@ -108,7 +110,8 @@ def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, m
 
 
 def _key(record):
-    return str(record.get("problem_id", record.get("_index")))
+    """The resume key of a loaded record or of a saved result: its problem_id, else its position in the file."""
+    return str(data.record_id(record, record.get("_index", record.get("index"))))
 
 
 def write_json(path, obj):
