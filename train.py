@@ -252,10 +252,13 @@ def sample_group(model, processor, record, visual, n, args, hint=None):
     """n completions of one prompt from one batched generate call. transformers encodes the video once
     and shares the features across the n sequences (generate's multimodal encoder step runs before the
     inputs are expanded), and second_per_grid_ts goes in exactly as the log-prob pass will use it."""
+    import model as model_lib
+
     prompt = data.processor_inputs(processor, [data.prompt_text(processor, record, hint)], [visual]).to(model.device)
     was_training = model.training
     model.eval()
-    out = model.generate(**prompt, do_sample=True, temperature=args.temperature, top_p=args.top_p, top_k=0,
+    nucleus = model_lib.NucleusFilter(args.temperature, args.top_p)  # transformers' temperature + top-p, without the full sort
+    out = model.generate(**prompt, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=[nucleus],
                          max_new_tokens=args.max_completion_length, num_return_sequences=n, use_cache=True)
     model.train(was_training)
     ids = out[:, prompt["input_ids"].shape[1]:]  # [n, T]

@@ -274,6 +274,44 @@ def test_image_forward_and_generate(loaded):
     assert new[0] == logits[0, -1].argmax()  # greedy: the first new token is the forward's argmax
 
 
+@pytest.mark.parametrize("temperature, top_p", [(1.0, 0.95), (0.7, 0.9), (1.3, 0.5), (1.0, 1.0)])
+def test_nucleus_filter_matches_transformers_warpers(temperature, top_p):
+    """NucleusFilter == TemperatureLogitsWarper then TopPLogitsWarper, on peaked rows (top-k path), a flat
+    row (the full-sort fallback) and a row whose top token alone exceeds top_p."""
+    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+    g = torch.Generator().manual_seed(0)
+    V = M.QWEN_VOCAB_SIZE
+    peaked = torch.randn(3, V, generator=g) * 2
+    peaked[:, :40] += torch.linspace(12, 4, 40)  # ~40 plausible tokens, then a long tail
+    flat = torch.randn(1, V, generator=g) * 0.01
+    one = torch.zeros(1, V)
+    one[0, 7] = 30.0
+    scores = torch.cat([peaked, flat, one])
+    expected = scores
+    if temperature != 1.0:
+        expected = TemperatureLogitsWarper(temperature)(None, expected)
+    if top_p < 1.0:
+        expected = TopPLogitsWarper(top_p)(None, expected)
+    got = M.NucleusFilter(temperature, top_p, k=64)(None, scores)
+    assert torch.equal(torch.isinf(got), torch.isinf(expected))
+    assert torch.allclose(got[~torch.isinf(got)], expected[~torch.isinf(expected)])
+    kept = (~torch.isinf(got)).sum(-1)
+    if top_p < 1.0:
+        assert kept[-1] == 1 and kept[3] > 64  # the single-token row, and the flat row went past k
+
+
+def test_nucleus_filter_generates_the_same_tokens(loaded):
+    model, processor = loaded
+    inputs = image_inputs(processor)
+    runs = []
+    for kwargs in ({"temperature": 0.8, "top_p": 0.9}, {"temperature": 1.0, "top_p": 1.0, "logits_processor": [M.NucleusFilter(0.8, 0.9)]}):
+        torch.manual_seed(3)
+        with torch.no_grad():
+            runs.append(model.generate(**inputs, do_sample=True, top_k=0, max_new_tokens=8, num_return_sequences=4, **kwargs))
+    assert torch.equal(runs[0], runs[1])
+
+
 # -----------------------------------------------------------------------------
 # command line
 
