@@ -1,0 +1,680 @@
+"""
+Benchmarks of the RL loop on the built-in tiny Qwen2.5-VL: a plain script that prints numbers and asserts
+nothing (like nanoGPT's bench.py).
+
+    python bench.py              # four comparisons side by side, one table (~5-10 min on 2 CPU cores)
+    python bench.py --quick      # the same at toy sizes (the smoke test's run, under a minute)
+    python bench.py memory       # memory plan for Qwen2.5-VL-3B / 7B on GPUs, from their published configs
+
+The comparisons, each measured in the same run on the same machine:
+  1. log-prob pass peak memory: model.py's chunked pass (what train.py trains with) vs the naive
+     full-vocabulary fp32 log-softmax, forward + backward, G = 8 completions of 512 tokens, V = 151,936;
+  2. rollout time: train.py's sample_group + score_group vs a bare model.generate of the same tokens;
+  3. step time (rollout, reference log-probs, loss, backward, optimizer step) at G = 4 and G = 16;
+  4. one GRPO step on image prompts against TRL's GRPOTrainer (pip install -r requirements-bench.txt).
+
+Every measurement runs in a fresh subprocess (`python bench.py worker NAME JSON`), so that one variant's
+freed memory and warm caches never flatter the next. Generated files go under data/ and runs/bench/.
+
+Sections: 1. settings  2. measuring memory and time  3. workers  4. the table  5. the memory plan  6. CLI
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, ROOT)
+
+# -----------------------------------------------------------------------------
+# 1. Settings
+
+MODEL_DIR = os.path.join(ROOT, "data", "tiny-qwen2.5-vl")  # the same folder train.py builds on first use
+SYNTH_DIR = os.path.join(ROOT, "data", "bench-synth")  # a small synthetic set of our own (videos and images)
+OUT_DIR = os.path.join(ROOT, "runs", "bench")
+TRL_PIN = "trl==1.16.0"  # keep in step with requirements-bench.txt
+
+
+@dataclass
+class Sizes:
+    """What each comparison runs. `full` is the issue's setting; `quick` exercises the same code in seconds."""
+
+    logprob_G: int = 8  # 1: completions in the log-prob pass
+    logprob_T: int = 512  # 1: tokens per completion
+    rollout_G: int = 8  # 2: train.py's default group size
+    rollout_T: int = 64  # 2: the tiny model's default completion length
+    rollout_reps: int = 5  # 2: timed pairs after one warm-up pair
+    step_Gs: tuple = (4, 16)  # 3: the two group sizes compared
+    step_T: int = 64  # 3
+    step_reps: int = 3  # 3: timed steps per G after one warm-up step each
+    trl_G: int = 4  # 4: the settings of the TRL anchor measured earlier on this machine (5.5 s/step)
+    trl_T: int = 32  # 4
+    trl_warmup: int = 1  # 4: steps run but not timed
+    trl_steps: int = 5  # 4: timed steps
+    image_pixels: int = 56 * 56  # 4: image prompts resized to 56x56 for both trainers
+    beta: float = 0.04  # 3, 4: KL weight (train.py's GRPO default), so both load a reference model
+    learning_rate: float = 1e-4  # 3, 4: train.py's RL default for the tiny model
+
+
+FULL = Sizes()
+QUICK = Sizes(logprob_G=2, logprob_T=32, rollout_G=2, rollout_T=8, rollout_reps=1, step_Gs=(2, 4), step_T=4, step_reps=1,
+              trl_G=2, trl_T=4, trl_warmup=1, trl_steps=1)  # fmt: skip
+GOALS = {"logprob": 0.25, "rollout": 1.10, "step": 3.0, "trl_time": 0.7, "trl_memory": 1.0}
+
+
+def prepare_assets():
+    """The tiny model (as train.py's prepare_assets builds it) and a small synthetic set with images."""
+    import data
+    import model as model_lib
+
+    if not os.path.isdir(MODEL_DIR):
+        model_lib.build_tiny(MODEL_DIR, seed=0)
+    if not os.path.isfile(os.path.join(SYNTH_DIR, "train.json")):
+        data.synth(SYNTH_DIR, 12, 2, seed=0, cfg=data.SynthConfig(image_frac=0.5))
+    os.makedirs(OUT_DIR, exist_ok=True)
+
+
+def bench_record(kind):
+    """The first synthetic record of a kind ('video' or 'image') with a multiple-choice or numerical question."""
+    import data
+
+    records, _ = data.load_records(os.path.join(SYNTH_DIR, "train.json"))
+    return next(r for r in records if r["data_type"] == kind)
+
+
+_processors = {}
+
+
+def tiny_processor():
+    """The tiny model's processor, loaded once per process (building the 151,936-token tokenizer costs
+    seconds, and the processor holds no state that a measurement changes)."""
+    import model as model_lib
+
+    if MODEL_DIR not in _processors:
+        _processors[MODEL_DIR] = model_lib.load_processor(MODEL_DIR)
+    return _processors[MODEL_DIR]
+
+
+def tiny_model():
+    """Fresh tiny weights (a measurement trains them), in train mode as train.py uses the policy. The
+    weights may come memory-mapped from the safetensors file; reading them once makes them resident, so
+    that a memory window opened afterwards does not count them."""
+    import model as model_lib
+
+    model = model_lib.load_model(MODEL_DIR).train()
+    for param in model.parameters():
+        param.detach().sum()
+    return model
+
+
+def rl_args(G, T, **overrides):
+    """train.py's resolved configuration for the tiny model, as `train.py --algo grpo` would run it."""
+    import train
+
+    fields = dict(algo="grpo", model=MODEL_DIR, data=os.path.join(SYNTH_DIR, "train.json"), num_generations=G,
+                  max_completion_length=T, output_dir=OUT_DIR)  # fmt: skip
+    return train.Args(**(fields | overrides)).resolve()
+
+
+# -----------------------------------------------------------------------------
+# 2. Measuring memory and time
+#
+# Peak memory on CPU is the process's resident set. Linux keeps its high-water mark (VmHWM, the same number
+# as getrusage's ru_maxrss) and lets a process reset it to the current RSS by writing "5" to
+# /proc/self/clear_refs. A worker loads what it needs, resets the mark, runs the measured code, and reports
+# peak RSS minus the RSS at the reset: the memory that code added on top of what was already resident.
+# Where the reset is not allowed, the mark covers the whole process life and the baseline RSS is still
+# subtracted (an upper bound; never hit on this machine). Large tensors are mmap'd by the allocator and
+# returned on free, so RSS follows live tensors closely.
+
+
+def rss_kib(field="VmRSS"):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kibibytes on Linux
+
+
+def reset_peak():
+    """Start a new peak-RSS window; returns the RSS (KiB) it starts from."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    return rss_kib()
+
+
+def peak_mib_since(baseline_kib):
+    return (rss_kib("VmHWM") - baseline_kib) / 1024
+
+
+# -----------------------------------------------------------------------------
+# 3. Workers: each runs in a fresh process and reports one JSON result
+
+
+def worker_logprob(variant, G, T):
+    """Comparison 1. Forward + backward of per-token log-probs of G random completions of T tokens after a
+    video prompt: model.py's LogProbs (video encoded once, LM head in checkpointed chunks) or the naive
+    path (G copies of the prompt, logits at every position, fp32 log_softmax, gather)."""
+    import torch
+
+    import data
+    import model as model_lib
+
+    model, processor = tiny_model(), tiny_processor()
+    record, budget = bench_record("video"), processor.video_processor.size
+    visual = data.load_visual(record, 4, budget["shortest_edge"], budget["longest_edge"])
+    text = data.prompt_text(processor, record)
+    completions = torch.randint(0, model_lib.NUM_BPE_TOKENS, (G, T), generator=torch.Generator().manual_seed(0))  # [G, T]
+    if variant == "ours":
+        prompt = data.processor_inputs(processor, [text], [visual])
+        policy = model_lib.LogProbs(model)  # the chunk size train.py uses (--logprob_chunk 256)
+    else:
+        batch = data.processor_inputs(processor, [text] * G, [visual] * G)
+        P = batch["input_ids"].shape[1]
+        ids = torch.cat([batch["input_ids"], completions], 1)  # [G, P+T]
+        token_types = torch.cat([batch["mm_token_type_ids"], torch.zeros_like(completions)], 1)  # [G, P+T]
+        extra = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
+    baseline = reset_peak()
+    t0 = time.perf_counter()
+    if variant == "ours":
+        logp = policy([(prompt, completions)])  # [G, T]
+    else:
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), mm_token_type_ids=token_types, use_cache=False, **extra).logits  # [G, P+T, V]
+        logp = torch.log_softmax(logits[:, P - 1 : P + T - 1].float(), -1).gather(-1, completions[..., None]).squeeze(-1)  # [G, T]
+        del logits
+    logp.mean().backward()
+    seconds = time.perf_counter() - t0
+    peak = peak_mib_since(baseline)
+    grads = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    torch.save({"logp": logp.detach(), "grads": grads}, os.path.join(OUT_DIR, f"logprob-{variant}.pt"))
+    return {"peak_mib": peak, "seconds": seconds}
+
+
+def worker_rollout(G, T, reps):
+    """Comparison 2. Our rollout (train.sample_group: prompt text, processor, generate, end-of-turn mask,
+    decode; then train.score_group: rewards) vs a bare model.generate on the same processor inputs, with
+    the same seed before each call. Video decoding is data loading and is in neither. Pairs alternate
+    which side runs first; the first pair is a warm-up."""
+    import torch
+
+    import data
+    import train
+
+    model, processor = tiny_model(), tiny_processor()
+    args = rl_args(G, T)
+    record, budget = bench_record("video"), processor.video_processor.size
+    visual = data.load_visual(record, args.num_frames, budget["shortest_edge"], budget["longest_edge"])
+    inputs = data.processor_inputs(processor, [data.prompt_text(processor, record)], [visual])
+    P = inputs["input_ids"].shape[1]
+
+    def ours(seed):
+        torch.manual_seed(seed)
+        t0 = time.perf_counter()
+        group = train.score_group(train.sample_group(model, processor, record, visual, G, args), args)
+        return time.perf_counter() - t0, group.completion_ids
+
+    def bare(seed):
+        torch.manual_seed(seed)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model.generate(**inputs, do_sample=True, temperature=args.temperature, top_p=args.top_p, top_k=0,
+                                 max_new_tokens=T, num_return_sequences=G, use_cache=True)  # fmt: skip
+        return time.perf_counter() - t0, out[:, P:]
+
+    model.eval()
+    times, same, lengths = {"ours": [], "bare": []}, True, []
+    for rep in range(reps + 1):
+        order = [("ours", ours), ("bare", bare)] if rep % 2 == 0 else [("bare", bare), ("ours", ours)]
+        ids = {}
+        for name, fn in order:
+            seconds, ids[name] = fn(seed=1000 + rep)
+            if rep > 0:
+                times[name].append(seconds)
+        same = same and torch.equal(ids["ours"], ids["bare"])
+        lengths.append(ids["ours"].shape[1])
+    return {"ours_s": sum(times["ours"]) / reps, "bare_s": sum(times["bare"]) / reps, "same_tokens": same,
+            "new_tokens": max(lengths)}  # fmt: skip
+
+
+class OurTrainer:
+    """train.py's set-up for one process (policy, frozen reference, AdamW, constant schedule, accelerate),
+    and `step`: the body of train.py's loop for one prompt (batch_size 1, grad_accum 1, num_iterations 1).
+    A `train_step` function in train.py would let this call it instead of repeating its ten lines."""
+
+    def __init__(self, args, pixels=None):
+        import torch
+        from accelerate import Accelerator
+
+        import model as model_lib
+
+        self.accelerator = Accelerator()
+        model, self.processor, self.pixels = tiny_model(), tiny_processor(), pixels
+        ref_model = model_lib.load_model(MODEL_DIR, device=self.accelerator.device).eval().requires_grad_(False)
+        policy = model_lib.LogProbs(model, args.logprob_chunk)
+        optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.learning_rate, weight_decay=args.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda update: 1.0)
+        self.policy, self.optimizer, self.scheduler = self.accelerator.prepare(policy, optimizer, scheduler)
+        self.ref = model_lib.LogProbs(ref_model, args.logprob_chunk) if args.beta > 0 else None
+        self.model = self.accelerator.unwrap_model(self.policy).model
+
+    def step(self, record, args):
+        """One rollout + update; returns (seconds, mean completion length)."""
+        import data
+        import train
+
+        t0 = time.perf_counter()
+        size = self.processor.video_processor.size if record["data_type"] == "video" else self.processor.image_processor.size
+        budget = (self.pixels, self.pixels) if self.pixels else (size["shortest_edge"], size["longest_edge"])
+        visual = data.load_visual(record, args.num_frames, *budget)
+        group = train.score_group(train.sample_group(self.model, self.processor, record, visual, args.num_generations, args), args)
+        timing = {"logprob": 0.0}
+        mb = train.rollout_tensors([group], self.ref, args, self.accelerator, timing, self.policy)
+        loss, _ = train.compute_loss(self.policy, mb, args)
+        self.accelerator.backward(loss)
+        self.accelerator.clip_grad_norm_(self.policy.parameters(), args.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0, group.mask.sum(1).float().mean().item()
+
+
+def worker_step(Gs, T, reps):
+    """Comparison 3. Full training steps on one video prompt at each G in Gs (one trainer, the steps of the
+    two sizes interleaved so that any drift in machine load hits both); one warm-up step per size."""
+    args = {G: rl_args(G, T) for G in Gs}
+    trainer = OurTrainer(args[Gs[0]])
+    record = bench_record("video")
+    times, lengths = {G: [] for G in Gs}, {G: [] for G in Gs}
+    for rep in range(reps + 1):
+        for G in Gs if rep % 2 == 0 else Gs[::-1]:
+            seconds, length = trainer.step(record, args[G])
+            if rep > 0:
+                times[G].append(seconds)
+                lengths[G].append(length)
+    return {str(G): {"step_s": sum(times[G]) / reps, "mean_length": sum(lengths[G]) / reps} for G in Gs}
+
+
+def image_prompt(pixels):
+    """The image record and its picture resized to the budget exactly as our data path does it."""
+    import data
+
+    record = bench_record("image")
+    return record, data.load_visual(record, 2, pixels, pixels)
+
+
+def worker_grpo_ours(G, T, warmup, steps, pixels, beta, learning_rate):
+    """Comparison 4, our side: train.py's GRPO step on an image prompt. Memory: peak RSS over loading the
+    policy and the reference model, building the optimizer and running every step, minus the RSS after
+    the imports (the TRL side is measured the same way)."""
+    import torch  # noqa: F401  (imports before the baseline, as on the TRL side)
+    import accelerate  # noqa: F401
+    import transformers  # noqa: F401
+
+    baseline = reset_peak()
+    args = rl_args(G, T, beta=beta, learning_rate=learning_rate)
+    trainer = OurTrainer(args, pixels=pixels)
+    record, _ = image_prompt(pixels)
+    times, lengths = [], []
+    for i in range(warmup + steps):
+        seconds, length = trainer.step(record, args)
+        if i >= warmup:
+            times.append(seconds)
+            lengths.append(length)
+    return {"step_s": sum(times) / steps, "peak_mib": peak_mib_since(baseline), "mean_length": sum(lengths) / steps}
+
+
+def worker_grpo_trl(G, T, warmup, steps, pixels, beta, learning_rate):
+    """Comparison 4, TRL's side: GRPOTrainer with the settings of our step (one prompt of G completions per
+    optimizer step, T new tokens, temperature 1.0, top-p 0.95, same beta, AdamW at the same constant
+    learning rate, no weight decay, clipping at 1.0, per-sequence loss normalisation as ours, fp32, no
+    gradient checkpointing), the same image pixels, prompt text and rewards. A step is timed from the end
+    of the previous step to the end of this one (data loading included, as on our side)."""
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from datasets import Dataset
+    from PIL import Image
+    from transformers import TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    import data
+    import rewards
+
+    baseline = reset_peak()
+    record, visual = image_prompt(pixels)
+    picture = Image.fromarray(visual.frames[0].permute(1, 2, 0).numpy())  # the very pixels our side gets
+    row = {"prompt": data.build_messages(record), "image": picture, "solution": record["solution"], "problem_type": record["problem_type"]}
+    dataset = Dataset.from_list([row] * (warmup + steps))
+
+    def reward(completions, solution, problem_type, **kwargs):  # train.score_group's accuracy + format
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [rewards.accuracy_reward(t, s, p) + rewards.format_reward(t) for t, s, p in zip(texts, solution, problem_type)]
+
+    class StepClock(TrainerCallback):
+        def __init__(self):
+            self.marks, self.lengths = [], []
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.marks.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.marks.append(time.perf_counter())
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "completions/mean_length" in logs:
+                self.lengths.append(logs["completions/mean_length"])
+
+    config = GRPOConfig(
+        output_dir=os.path.join(OUT_DIR, "trl"), per_device_train_batch_size=G, gradient_accumulation_steps=1,
+        num_generations=G, max_completion_length=T, temperature=1.0, top_p=0.95, top_k=0, beta=beta,
+        learning_rate=learning_rate, lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+        optim="adamw_torch", loss_type="grpo", scale_rewards="group", num_iterations=1, max_steps=warmup + steps,
+        gradient_checkpointing=False, bf16=False, use_cpu=True, logging_steps=1, save_strategy="no", report_to="none",
+        disable_tqdm=True, shuffle_dataset=False, dataloader_num_workers=0, seed=0,
+    )  # fmt: skip
+    processor = tiny_processor()  # model.load_processor: left padding, the tiny model's pixel budgets
+    clock = StepClock()
+    trainer = GRPOTrainer(model=MODEL_DIR, reward_funcs=reward, args=config, train_dataset=dataset,
+                          processing_class=processor, callbacks=[clock])  # fmt: skip
+    trainer.train()
+    times = [b - a for a, b in zip(clock.marks, clock.marks[1:])][warmup:]
+    measured = clock.lengths[warmup:] or clock.lengths
+    return {"step_s": sum(times) / len(times), "peak_mib": peak_mib_since(baseline),
+            "mean_length": sum(measured) / len(measured) if measured else float("nan"), "trl": __import__("trl").__version__}  # fmt: skip
+
+
+WORKERS = {"logprob": worker_logprob, "rollout": worker_rollout, "step": worker_step, "grpo_ours": worker_grpo_ours, "grpo_trl": worker_grpo_trl}
+
+
+# -----------------------------------------------------------------------------
+# 4. Running the workers and printing the table
+
+
+def run_worker(name, in_process=False, **kwargs):
+    """Run one worker in a fresh interpreter; its result dict, or {'error': ...} with the tail of its stderr.
+    in_process (--quick only): call it here instead, saving the ~10 s of imports and tokenizer per worker;
+    its memory window then starts from whatever earlier workers left resident."""
+    if in_process:
+        import contextlib
+        import gc
+        import io
+
+        gc.collect()
+        t0 = time.perf_counter()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its logs; a subprocess's stdout is not shown either
+                result = WORKERS[name](**kwargs)
+        except Exception as e:  # report, as a failed subprocess would be
+            return {"error": f"{name} worker raised {type(e).__name__}: {e}"}
+        return result | {"wall_s": time.perf_counter() - t0}
+    cmd = [sys.executable, os.path.abspath(__file__), "worker", name, json.dumps(kwargs)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"{name} worker exited {proc.returncode}: {tail}"}
+    result = json.loads(lines[-1][len("RESULT "):])
+    result["wall_s"] = time.perf_counter() - t0
+    return result
+
+
+def trl_available():
+    try:
+        import trl  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def compare_logprobs():
+    """Max abs difference of the two log-prob passes' results and gradients (saved by the workers)."""
+    import torch
+
+    ours, naive = (torch.load(os.path.join(OUT_DIR, f"logprob-{v}.pt")) for v in ("ours", "naive"))
+    logp_diff = (ours["logp"] - naive["logp"]).abs().max().item()
+    grad_diff = max((ours["grads"][k] - naive["grads"][k]).abs().max().item() for k in ours["grads"])
+    grad_scale = max(g.abs().max().item() for g in naive["grads"].values())
+    return logp_diff, grad_diff, grad_scale
+
+
+def row(figure, ours, baseline, ratio, goal, met):
+    return f"| {figure} | {ours} | {baseline} | {ratio} | {goal} | {met} |"
+
+
+def run_all(sizes, quick):
+    import torch
+
+    def yes(ok):  # the goals are for the full sizes; --quick only shows that every path runs
+        return "n/a (--quick)" if quick else ("yes" if ok else "**no**")
+
+    prepare_assets()
+    t_start = time.perf_counter()
+    lines = ["| figure | ours | baseline | ratio | goal | met? |", "|---|---|---|---|---|---|"]
+    notes = []
+
+    # 1. log-prob pass memory
+    G, T = sizes.logprob_G, sizes.logprob_T
+    res = {v: run_worker("logprob", quick, variant=v, G=G, T=T) for v in ("ours", "naive")}
+    if any("error" in r for r in res.values()):
+        lines.append(row(f"1. log-prob pass peak memory (G={G}, T={T})", "-", "-", "-", f"<= {GOALS['logprob']}", "failed"))
+        notes += [r["error"] for r in res.values() if "error" in r]
+    else:
+        ratio = res["ours"]["peak_mib"] / res["naive"]["peak_mib"]
+        lines.append(row(f"1. log-prob pass peak memory, fwd+bwd (G={G}, T={T}, V=151,936)", f"{res['ours']['peak_mib']:.0f} MiB",
+                         f"{res['naive']['peak_mib']:.0f} MiB (naive fp32 log_softmax)", f"{ratio:.3f}", f"<= {GOALS['logprob']}", yes(ratio <= GOALS["logprob"])))  # fmt: skip
+        logp_diff, grad_diff, grad_scale = compare_logprobs()
+        lines.append(row("1b. max abs diff of per-token log-probs", f"{logp_diff:.2e}", "", "", "<= 1e-5", yes(logp_diff <= 1e-5)))
+        lines.append(row("1c. max abs diff of parameter gradients", f"{grad_diff:.2e}", f"(largest gradient {grad_scale:.2e})", "", "reported", ""))
+        notes.append(f"1: pass time {res['ours']['seconds']:.1f} s (ours) vs {res['naive']['seconds']:.1f} s (naive)")
+
+    # 2. rollout overhead
+    G, T = sizes.rollout_G, sizes.rollout_T
+    r = run_worker("rollout", quick, G=G, T=T, reps=sizes.rollout_reps)
+    if "error" in r:
+        lines.append(row(f"2. rollout time (G={G}, {T} new tokens)", "-", "-", "-", f"<= {GOALS['rollout']}x", "failed"))
+        notes.append(r["error"])
+    else:
+        ratio = r["ours_s"] / r["bare_s"]
+        lines.append(row(f"2. rollout time, video prompt (G={G}, {T} new tokens, mean of {sizes.rollout_reps})", f"{r['ours_s']:.2f} s",
+                         f"{r['bare_s']:.2f} s (bare generate)", f"{ratio:.3f}x", f"<= {GOALS['rollout']}x", yes(ratio <= GOALS["rollout"])))  # fmt: skip
+        notes.append(f"2: identical tokens in every pair: {r['same_tokens']}; {r['new_tokens']} new tokens per completion")
+
+    # 3. step time vs G
+    Gs, T = sizes.step_Gs, sizes.step_T
+    r = run_worker("step", quick, Gs=list(Gs), T=T, reps=sizes.step_reps)
+    if "error" in r:
+        lines.append(row(f"3. step time G={Gs[1]} / G={Gs[0]}", "-", "-", "-", f"<= {GOALS['step']}", "failed"))
+        notes.append(r["error"])
+    else:
+        small, large = r[str(Gs[0])], r[str(Gs[1])]
+        ratio = large["step_s"] / small["step_s"]
+        lines.append(row(f"3. step time, video prompt, G={Gs[1]} vs G={Gs[0]} ({T} new tokens, mean of {sizes.step_reps})",
+                         f"{large['step_s']:.2f} s", f"{small['step_s']:.2f} s", f"{ratio:.2f}", f"<= {GOALS['step']:.0f}", yes(ratio <= GOALS["step"])))  # fmt: skip
+        notes.append(f"3: mean completion length {large['mean_length']:.1f} (G={Gs[1]}), {small['mean_length']:.1f} (G={Gs[0]}) tokens")
+
+    # 4. against TRL
+    kw = dict(G=sizes.trl_G, T=sizes.trl_T, warmup=sizes.trl_warmup, steps=sizes.trl_steps, pixels=sizes.image_pixels,
+              beta=sizes.beta, learning_rate=sizes.learning_rate)  # fmt: skip
+    settings = (f"G={kw['G']}, {kw['T']} new tokens, 56x56 image, beta {kw['beta']}, AdamW lr {kw['learning_rate']}, fp32, "
+                f"{kw['warmup']} warm-up step(s) excluded, mean of {kw['steps']}")  # fmt: skip
+    if not trl_available():
+        lines.append(row("4. GRPO step vs TRL GRPOTrainer", "-", "-", "-", "<= 0.7x time, <= 1.0x memory", "skipped"))
+        notes.append(f"4: SKIPPED: trl is not installed. Install the pinned version with `pip install -r requirements-bench.txt` ({TRL_PIN}).")
+    else:
+        ours, trl = run_worker("grpo_ours", quick, **kw), run_worker("grpo_trl", quick, **kw)
+        if "error" in ours or "error" in trl:
+            lines.append(row("4. GRPO step vs TRL GRPOTrainer", "-", "-", "-", "<= 0.7x time, <= 1.0x memory", "failed"))
+            notes += [x["error"] for x in (ours, trl) if "error" in x]
+        else:
+            t_ratio, m_ratio = ours["step_s"] / trl["step_s"], ours["peak_mib"] / trl["peak_mib"]
+            lines.append(row(f"4a. GRPO step time, image prompt, vs TRL {trl['trl']} GRPOTrainer", f"{ours['step_s']:.2f} s",
+                             f"{trl['step_s']:.2f} s", f"{t_ratio:.2f}x", f"<= {GOALS['trl_time']}x", yes(t_ratio <= GOALS["trl_time"])))  # fmt: skip
+            lines.append(row("4b. GRPO peak memory above the imports", f"{ours['peak_mib']:.0f} MiB", f"{trl['peak_mib']:.0f} MiB",
+                             f"{m_ratio:.2f}x", f"<= {GOALS['trl_memory']}x", yes(m_ratio <= GOALS["trl_memory"])))  # fmt: skip
+            notes.append(f"4: {settings}; mean completion length {ours['mean_length']:.1f} (ours), {trl['mean_length']:.1f} (TRL) tokens")
+
+    print(f"\nbench.py{' --quick' if quick else ''}: tiny Qwen2.5-VL ({MODEL_DIR}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs\n")  # fmt: skip
+    print("\n".join(lines))
+    print("\nFootnotes:")
+    print("- Peak memory: each variant in a fresh process; peak RSS (VmHWM, reset through /proc/self/clear_refs) minus the RSS")
+    print("  when the window opened: after loading model and inputs for 1, after the imports (so weights, reference model,")
+    print("  optimizer and activations count) for 4.")
+    print("- 2: ours = train.sample_group (prompt, processor, generate, mask, decode) + train.score_group (rewards);")
+    print("  the baseline is model.generate on ready processor inputs with the same seed. Video decoding is in neither.")
+    print("- 3, 4: ours = train.py's step (rollout, reference log-probs, loss, backward, clipping, AdamW step), one prompt.")
+    for note in notes:
+        print(f"- {note}")
+    print(f"\ntotal wall time {time.perf_counter() - t_start:.0f} s")
+
+
+# -----------------------------------------------------------------------------
+# 5. The memory plan for real checkpoints
+#
+# Facts from the published config.json of Qwen/Qwen2.5-VL-3B-Instruct and Qwen/Qwen2.5-VL-7B-Instruct on the
+# Hugging Face hub (3B: hidden_size 2048, intermediate_size 11008, 36 layers, 16 heads / 2 KV heads,
+# vocab_size 151936, tie_word_embeddings true, vision out_hidden_size 2048; 7B: hidden_size 3584,
+# intermediate_size 18944, 28 layers, 28 heads / 4 KV heads, vocab_size 152064, untied lm_head, vision
+# out_hidden_size 3584; both: vision depth 32, width 1280, intermediate 3420, 16 heads, patch 14, temporal
+# patch 2, 2x2 merger, full attention at blocks 7/15/23/31, head_dim 128, q/k/v biases, no o_proj bias).
+# Pixel budgets from transformers 5.23's Qwen2VLVideoProcessor: size {"shortest_edge": 128*28*28,
+# "longest_edge": 768*28*28}, i.e. 128 to 768 merged tokens per temporal patch of 2 frames.
+
+CONFIGS = {
+    "3B": dict(hidden=2048, inter=11008, layers=36, heads=16, kv_heads=2, vocab=151936, tied=True),
+    "7B": dict(hidden=3584, inter=18944, layers=28, heads=28, kv_heads=4, vocab=152064, tied=False),
+}
+VISION = dict(depth=32, width=1280, inter=3420, patch=14, temporal=2, merge=2)
+GiB = 1024**3
+
+
+def param_counts(c):
+    """(llm blocks, embeddings, vision tower) parameter counts of a Qwen2.5-VL config."""
+    h, kv = c["hidden"], c["kv_heads"] * (c["hidden"] // c["heads"])
+    attention = (h * h + h) + 2 * (h * kv + kv) + h * h  # q, k, v with bias; o without
+    block = attention + 3 * h * c["inter"] + 2 * h  # SwiGLU MLP, two RMSNorms
+    embeddings = c["vocab"] * h * (1 if c["tied"] else 2) + h  # + final norm
+    w, vi, m = VISION["width"], VISION["inter"], VISION["merge"] ** 2
+    vblock = (w * 3 * w + 3 * w) + (w * w + w) + 2 * (w * vi + vi) + (vi * w + w) + 2 * w
+    vision = 3 * VISION["temporal"] * VISION["patch"] ** 2 * w + VISION["depth"] * vblock + w + (m * w) ** 2 + m * w + m * w * h + h
+    return c["layers"] * block, embeddings, vision
+
+
+def vision_tokens(frames, max_pixels):
+    """Merged (LLM) tokens of a video at max_pixels per frame: one token per 28x28 pixels per frame pair."""
+    return frames // VISION["temporal"] * (max_pixels // (VISION["patch"] * VISION["merge"]) ** 2)
+
+
+ROWS = [  # (key, label) of the memory plan's table
+    ("params", "parameters (B)"), ("vision_tokens", "video tokens per row"), ("tokens", "tokens per row (prompt + completion)"),
+    ("weights", "weights (bf16; full: sharded, LoRA: frozen base)"), ("grads", "gradients (full: bf16 sharded; LoRA: fp32 adapters)"),
+    ("optimizer", "AdamW (full: fp32 master + m + v sharded; LoRA: fp32 adapters + m + v)"),
+    ("reference", "reference model (full: bf16 sharded; LoRA: adapter off)"), ("gathered", "ZeRO-3 gathered parameters"),
+    ("llm_act", "LLM activations (G rows)"), ("vision_act", "vision activations (once per group)"),
+    ("head_ours", "log-prob head, ours (chunked)"), ("head_naive", "log-prob head, naive"),
+    ("total_ours", "**total, ours**"), ("total_naive", "total with the naive head"),
+]  # fmt: skip
+
+
+def plan(name, setup, checkpointing, G=8, frames=16, T=768, prompt_text=150, max_pixels=768 * 28 * 28, lora_rank=64, gpus=8):
+    """Bytes per GPU of each item of one configuration (keys of ROWS); the assumptions are in `memory_plan`."""
+    c = CONFIGS[name]
+    blocks, embeddings, vision = param_counts(c)
+    P = blocks + embeddings + vision
+    h, V, L = c["hidden"], c["vocab"], c["layers"]
+    kv = c["kv_heads"] * (h // c["heads"])
+    vt = vision_tokens(frames, max_pixels)
+    S = prompt_text + vt + T  # tokens per row: every row of the group carries the whole prompt
+    out = {"params": P / 1e9, "vision_tokens": vt, "tokens": S}
+    if setup == "full":
+        out.update(weights=2 * P / gpus, grads=2 * P / gpus, optimizer=12 * P / gpus, reference=2 * P / gpus, gathered=2 * 1e9)
+    else:
+        lora = L * lora_rank * (4 * h + 2 * (h + kv) + 3 * (h + c["inter"]))  # A and B of q, o, k, v, gate, up, down
+        out.update(weights=2 * P, grads=4 * lora, optimizer=12 * lora, reference=0, gathered=0)
+    per_layer = 2 * (7 * h + 3 * kv + 4 * c["inter"]) * G * S  # bf16 elements kept per layer for the backward
+    out["llm_act"] = (2 * h * G * S * L + per_layer) if checkpointing else per_layer * L
+    patches = vt * VISION["merge"] ** 2
+    vision_layer = 2 * (7 * VISION["width"] + 4 * VISION["inter"]) * patches
+    if setup == "full":  # the tower is trained
+        out["vision_act"] = (2 * VISION["width"] * patches * VISION["depth"] + vision_layer) if checkpointing else vision_layer * VISION["depth"]
+    else:  # frozen: nothing kept for the backward
+        out["vision_act"] = 0
+    out["head_ours"] = 3 * 256 * V * 4 + 2 * G * T * h
+    out["head_naive"] = G * S * V * 2 + 3 * G * T * V * 4  # bf16 logits everywhere; fp32 copy, log_softmax, gradient
+    common = sum(out[k] for k in ("weights", "grads", "optimizer", "reference", "gathered", "llm_act", "vision_act"))
+    out["total_ours"], out["total_naive"] = common + out["head_ours"], common + out["head_naive"]
+    return out
+
+
+def memory_plan():
+    columns = [(name, setup, ckpt) for name in ("3B", "7B") for setup in ("full", "lora") for ckpt in (False, True)]
+    budget = {"full": 80, "lora": 24}
+    for pixels, label in ((768 * 28 * 28, "the video processor's default max_pixels 768*28*28"),
+                          (128 * 28 * 28, "train.py's max_pixels for real checkpoints, 128*28*28 (Video-R1)")):  # fmt: skip
+        plans = [plan(n, s, k, max_pixels=pixels) for n, s, k in columns]
+        header = [f"{n} {'ZeRO-3 8x80GB' if s == 'full' else 'LoRA 1x24GB'}{' GC' if k else ''}" for n, s, k in columns]
+        print(f"\n### Qwen2.5-VL memory per GPU (GiB): G = 8, 16 frames at {label}, 768-token completions\n")
+        print("| item | " + " | ".join(header) + " |")
+        print("|---|" + "---|" * len(columns))
+        for key, name in ROWS:
+            if key == "params":
+                cells = [f"{p[key]:.2f}" for p in plans]
+            elif key in ("vision_tokens", "tokens"):
+                cells = [f"{p[key]:,}" for p in plans]
+            else:
+                cells = [f"{p[key] / GiB:.1f}" for p in plans]
+            print(f"| {name} | " + " | ".join(cells) + " |")
+        fits = [f"{'yes' if p['total_ours'] / GiB <= budget[s] else 'no'} / {'yes' if p['total_naive'] / GiB <= budget[s] else 'no'}"
+                for p, (_, s, _) in zip(plans, columns)]  # fmt: skip
+        print("| fits in the GPU (ours / naive) | " + " | ".join(fits) + " |")
+    print("""
+Assumptions:
+- Parameters counted from the configs (see bench.py section 5): 3B 3.75 B (tied 151,936 x 2048 embedding),
+  7B 8.29 B (untied 152,064 x 3584 embedding and lm_head); the vision tower is 0.67 B in both.
+- Full fine-tuning: bf16 weights and gradients, AdamW keeps an fp32 master copy and fp32 m and v (12 bytes per
+  parameter), all three sharded over 8 GPUs by ZeRO-3, plus up to 1e9 gathered bf16 parameters in flight. The
+  reference model is sharded the same way (its own ZeRO-3 engine); an unsharded bf16 copy on every GPU, as
+  under DDP or FSDP, would add 2 bytes per parameter: 7.0 GiB (3B), 15.4 GiB (7B).
+- LoRA: rank 64 on q, k, v, o, gate, up, down of every LLM layer, adapters in fp32 with fp32 grads and AdamW
+  moments; frozen bf16 base; vision tower frozen; the reference model is the base with the adapter disabled.
+- One prompt per GPU and micro-batch; its G = 8 rows each carry the whole prompt (150 text tokens + the video
+  tokens) and the completion, in one forward as train.py's log-prob pass does. The video is encoded once.
+- Activations per LLM layer and token, bf16, with a fused (flash / SDPA) attention that keeps no S x S matrix:
+  7h + 3 kv_dim + 4 intermediate elements (norm inputs and outputs, q, k, v, attention output, the SwiGLU
+  gate, up, activation and product). With gradient checkpointing every layer keeps only its input (h) and one
+  layer is recomputed at a time. Vision blocks likewise with width 1280 and intermediate 3420, per patch.
+- Log-prob head: ours keeps ~3 fp32 [256, V] buffers at a time (logits, softmax temporaries, recomputed
+  gradient) plus the completion hidden states; the naive head materialises bf16 logits at every position of
+  every row, then an fp32 copy of the completion positions, its log_softmax and that gradient.
+- Not counted: the rollout's KV cache (a different phase: G x tokens x layers x 2 x kv_dim x 2 bytes, e.g. 3B at
+  default pixels ~2 GiB), CUDA context and allocator fragmentation (add ~10-20%), communication buffers.
+""")
+
+
+# -----------------------------------------------------------------------------
+# 6. Command line
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:  # the parent reads the last stdout line
+        print("RESULT " + json.dumps(WORKERS[argv[1]](**json.loads(argv[2]))), flush=True)
+    elif argv[:1] == ["memory"]:
+        memory_plan()
+    elif not argv or argv == ["--quick"]:
+        run_all(QUICK if argv else FULL, quick=bool(argv))
+    else:
+        raise SystemExit(__doc__.split("\n\n")[1])
+
+
+if __name__ == "__main__":
+    main()

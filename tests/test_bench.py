@@ -1,0 +1,67 @@
+"""bench.py smoke test: `--quick` prints every row of the table (comparison 4 runs when trl is installed and
+says it was skipped, and how to install it, when not), and `memory` prints the memory plan. The numbers of
+--quick mean nothing (toy sizes, one process); the parameter counts of the plan are checked exactly."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def bench(*args, timeout=300):
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench.py"), *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"STDOUT:\n{out.stdout[-3000:]}\nSTDERR:\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def test_quick_prints_every_row():
+    text = bench("--quick")
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| figure | ours | baseline | ratio | goal | met? |")
+    for prefix in ("| 1. log-prob pass peak memory", "| 1b. max abs diff of per-token log-probs", "| 2. rollout time", "| 3. step time"):
+        row = next((r for r in rows if r.startswith(prefix)), None)
+        assert row is not None and "failed" not in row, f"{prefix!r} missing or failed:\n{text}"
+    if importlib.util.find_spec("trl") is None:
+        assert any(r.startswith("| 4. GRPO step vs TRL") and "skipped" in r for r in rows), text
+        assert "SKIPPED: trl is not installed" in text and "pip install -r requirements-bench.txt" in text
+    else:
+        assert any(r.startswith("| 4a. GRPO step time") for r in rows) and any(r.startswith("| 4b. GRPO peak memory") for r in rows), text
+    assert "identical tokens in every pair: True" in text  # our rollout samples exactly what generate samples
+
+
+def test_memory_plan_prints_both_models_and_settings():
+    text = bench("memory", timeout=60)
+    assert text.count("| item | 3B ZeRO-3 8x80GB | 3B ZeRO-3 8x80GB GC | 3B LoRA 1x24GB") == 2  # default and Video-R1 pixels
+    for row in ("| parameters (B) | 3.75 |", "| video tokens per row | 6,144 |", "| video tokens per row | 1,024 |",
+                "| **total, ours** |", "| log-prob head, naive |", "| fits in the GPU (ours / naive) |"):  # fmt: skip
+        assert row in text, row
+    assert "Assumptions:" in text
+
+
+@pytest.mark.parametrize("name", ["3B", "7B"])
+def test_plan_parameter_counts_match_the_architecture(name):
+    """The plan's closed-form count equals the parameters of Qwen2_5_VLForConditionalGeneration built (on the
+    meta device, no memory) from the same published sizes."""
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    sys.path.insert(0, ROOT)
+    import bench as B
+
+    c, v = B.CONFIGS[name], B.VISION
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=c["vocab"], hidden_size=c["hidden"], intermediate_size=c["inter"], num_hidden_layers=c["layers"],
+                         num_attention_heads=c["heads"], num_key_value_heads=c["kv_heads"], tie_word_embeddings=c["tied"],
+                         rope_parameters={"rope_type": "default", "mrope_section": [16, 24, 24], "rope_theta": 1e6}),
+        vision_config=dict(depth=v["depth"], hidden_size=v["width"], intermediate_size=v["inter"], num_heads=16, out_hidden_size=c["hidden"],
+                           patch_size=v["patch"], temporal_patch_size=v["temporal"], spatial_merge_size=v["merge"]),
+        tie_word_embeddings=c["tied"],
+    )  # fmt: skip
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    assert sum(p.numel() for p in model.parameters()) == sum(B.param_counts(c))
