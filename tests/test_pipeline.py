@@ -144,3 +144,39 @@ def test_one_batched_forward_equals_one_forward_per_prompt(setup):
         for i, (prompt, ids) in enumerate(groups):
             alone = M.group_logprobs(policy, prompt, ids)
             assert torch.allclose(batched[2 * i : 2 * i + 2, : ids.shape[1]], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("algo", ["grpo", "reg_grpo"])
+def test_one_update_moves_probability_toward_rewarded_completions(setup, algo):
+    """End to end on real rollouts: sample a group, give alternate completions reward 1 and 0, take one small
+    normalised gradient step on the algorithm's loss: the log-prob of every rewarded completion goes up
+    relative to the unrewarded ones (the losses' signs, the advantage-to-row alignment and the masks agree)."""
+    policy, processor, _, video, _, budget = setup
+    args = train.parse_args(["--algo", algo, "--model", "unused", "--beta", "0", "--max_completion_length", "8", "--num_generations", "6"])
+    visual = data.load_visual(video, 4, *budget)
+    torch.manual_seed(0)
+    group = train.sample_group(policy, processor, video, visual, 6, args)
+    rewards_ = torch.tensor([1.0, 0.0] * 3)
+    pairs = [(group.prompt, group.completion_ids)]
+    logprobs = M.LogProbs(policy)
+    mb = {"pairs": pairs, "mask": group.mask, "advantages": train.group_advantages(rewards_, 6), "logp_old": None, "logp_ref": None}
+    before = logprobs(pairs).detach()
+    loss, _ = train.compute_loss(logprobs, mb, args)
+    policy.zero_grad()
+    loss.backward()
+    norm = torch.sqrt(sum((p.grad**2).sum() for p in policy.parameters() if p.grad is not None))
+    saved = {n: p.detach().clone() for n, p in policy.named_parameters() if p.grad is not None}
+    try:
+        with torch.no_grad():
+            for p in policy.parameters():
+                if p.grad is not None:
+                    p -= 1e-3 * p.grad / norm
+            after = logprobs(pairs)
+    finally:
+        with torch.no_grad():  # the module-scoped model goes back to its weights for the other tests
+            for n, p in policy.named_parameters():
+                if n in saved:
+                    p.copy_(saved[n])
+        policy.zero_grad()
+    change = ((after - before) * group.mask).sum(1)  # [6] change of each completion's sequence log-prob
+    assert change[0::2].min() > change[1::2].max(), change
