@@ -25,9 +25,12 @@ the 3B model sees.
 import argparse
 import hashlib
 import importlib.resources
+import json
 import os
+import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -339,14 +342,26 @@ def load_model(
     Activation checkpointing is non-reentrant, which works with frozen inputs and
     under DDP. The KV cache is useless (and wasteful) in a training forward: pass
     use_cache=False there; generation keeps it.
+
+    A LoRA adapter folder (a run's final/ with --no-lora_merge: adapter_config.json, no
+    config.json) loads as its base model, named by the adapter's base_model_name_or_path,
+    with the adapter merged in.
     """
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    adapter = lora_base(name_or_path)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-        name_or_path,
+        adapter or name_or_path,
         dtype=resolve_dtype(dtype),
-        device_map=str(resolve_device(device)),
+        # under DeepSpeed ZeRO-3 the weights load partitioned (zero.Init) and the engine places them
+        device_map=None if is_deepspeed_zero3_enabled() else str(resolve_device(device)),
         attn_implementation=attn_implementation or "sdpa",  # "flash_attention_2" on request
         trust_remote_code=trust_remote_code,
     )
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, name_or_path).merge_and_unload()
     if freeze_vision:
         for name, param in vision_module(model).named_parameters():
             if not name.startswith("merger."):
@@ -403,6 +418,118 @@ def load(
     processor = load_processor(name_or_path, min_pixels=min_pixels, max_pixels=max_pixels,
                                trust_remote_code=trust_remote_code)  # fmt: skip
     return model, processor
+
+
+# -----------------------------------------------------------------------------
+# LoRA, and whole parameters for generation under sharding engines
+
+# Every attention and MLP projection of the language model, and nothing of the vision tower: the ViT's
+# MLP uses the same names (visual.blocks.N.mlp.gate_proj, ...), so bare names would adapt it too.
+# A regular expression over full module names (peft's string form of target_modules).
+LLM_LORA_TARGETS = r".*language_model\.layers\.\d+\.(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)"
+
+
+def add_lora(model, r, alpha, dropout=0.0, targets=LLM_LORA_TARGETS, base_name_or_path=None):
+    """Wrap `model` in a peft LoRA model: adapters of rank r (scale alpha / r) on every Linear module whose
+    full name matches `targets`; every other weight, the vision tower and its merger included, is frozen.
+    Returns the PeftModel; its get_base_model() is the same Qwen2.5-VL object with the LoRA layers inside,
+    which is what LogProbs and generate run. base_name_or_path is written into adapter_config.json so
+    that an adapter folder knows its base (a local folder is made absolute)."""
+    from peft import LoraConfig, get_peft_model
+
+    matched = [name for name, module in model.named_modules() if isinstance(module, nn.Linear) and re.fullmatch(targets, name)]
+    if not matched:
+        raise ValueError(f"--lora_targets {targets!r} matches no Linear module of the model")
+    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none"))
+    if base_name_or_path:  # peft would record the path as it was given, relative to the current folder
+        is_dir = os.path.isdir(base_name_or_path)
+        peft_model.peft_config["default"].base_model_name_or_path = os.path.abspath(base_name_or_path) if is_dir else base_name_or_path
+    return peft_model
+
+
+def save_lora(peft_model, state_dict, out_dir, merge):
+    """Write a LoRA policy to out_dir: the adapter alone (adapter_config.json + adapter_model.safetensors),
+    or with merge the full model with W + (alpha / r) * B A folded in, as a plain Qwen2.5-VL checkpoint.
+    state_dict: the whole state of peft_model.get_base_model() (as gathered by the engine), so that this
+    works when the live parameters are shards. Merging reloads the base on the CPU and lets peft merge."""
+    from peft import PeftModel, get_peft_model_state_dict
+
+    full = {"base_model.model." + k: v for k, v in state_dict.items()}  # the PeftModel's own key names
+    peft_model.save_pretrained(out_dir, state_dict=get_peft_model_state_dict(peft_model, state_dict=full))
+    if merge:
+        base = peft_model.peft_config["default"].base_model_name_or_path
+        dtype = next(iter(state_dict.values())).dtype
+        merged = PeftModel.from_pretrained(load_model(base, dtype=dtype, device="cpu"), out_dir).merge_and_unload()
+        for name in os.listdir(out_dir):  # the adapter files give way to the merged model
+            os.remove(os.path.join(out_dir, name))
+        merged.save_pretrained(out_dir)
+
+
+def lora_base(name_or_path):
+    """The base model of a LoRA adapter folder, or None when name_or_path is not one."""
+    config_path = os.path.join(name_or_path, "adapter_config.json")
+    if not os.path.isfile(config_path) or os.path.isfile(os.path.join(name_or_path, "config.json")):
+        return None
+    with open(config_path) as f:
+        base = json.load(f).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{config_path} names no base_model_name_or_path: cannot tell which model it adapts")
+    return base
+
+
+@contextmanager
+def gathered_for_generation(accelerator, policy):
+    """Every parameter of the policy whole on this process, and no engine hook in its forward, for the
+    length of the block: each process then samples as many times as its own prompts need (T-GRPO's
+    shuffled group and DA's re-sampling differ per process), and no generate step waits on another
+    process. Gathering once per rollout also beats gathering layer by layer at every generated token.
+
+    DDP and ZeRO-1/2 keep whole parameters on every process: nothing to do. FSDP2 (fully_shard) and
+    DeepSpeed ZeRO-3 split them; this gathers them and holds the engine's per-layer hooks off. The
+    gathered policy costs the memory of one full copy of the weights while the block runs.
+    """
+    from accelerate.utils import DistributedType
+
+    if accelerator.distributed_type == DistributedType.FSDP:
+        with _fsdp2_unsharded(accelerator, policy):
+            yield
+    elif accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3:
+        with _zero3_gathered(policy):
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def _fsdp2_unsharded(accelerator, policy):
+    from torch.distributed.fsdp import FSDPModule
+
+    if accelerator.state.fsdp_plugin.fsdp_version != 2:
+        raise ValueError("FSDP1 is not supported for generation here: use fsdp_version: 2 (configs/fsdp.yaml)")
+    sharded = [m for m in policy.modules() if isinstance(m, FSDPModule)]
+    reshard = accelerator.state.fsdp_plugin.reshard_after_forward
+    # FSDP2 calls the first module to run forward its root; generate enters at a decoder layer, so the
+    # root (the LogProbs wrapper) is initialised as such first (a private call: FSDP2 has no public one).
+    policy._get_fsdp_state()._lazy_init()
+    for module in sharded:
+        module.set_reshard_after_forward(False, recurse=False)  # stay whole across generate's many forwards
+        module.unshard()
+    try:
+        yield
+    finally:
+        for module in sharded:
+            module.reshard()
+            module.set_reshard_after_forward(reshard, recurse=False)
+
+
+@contextmanager
+def _zero3_gathered(engine):
+    # DeepSpeed's own context: gather every parameter once and lift ZeRO-3's per-module fetch/release
+    # hooks, which would otherwise re-partition each layer after its forward and re-gather it at the next.
+    from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
+
+    with unwrap_model_for_generation(engine):
+        yield
 
 
 # -----------------------------------------------------------------------------

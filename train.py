@@ -83,6 +83,11 @@ class Args:
     max_pixels: int = field(default=0, metadata={"help": "max pixels per frame/image; 0: the processor default (tiny) or 128*28*28 (real checkpoints)"})
     freeze_vision: bool = field(default=False, metadata={"help": "freeze the vision tower (DeepVideo-R1 does)"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in the backward pass to save memory"})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (peft); 0: train the full weights. With LoRA only the adapters train (vision tower and merger frozen) and the reference model is the base with adapters off"})
+    lora_alpha: float = field(default=32.0, metadata={"help": "LoRA scale numerator: the adapter's update is multiplied by alpha / r"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA branch's input"})
+    lora_targets: str = field(default="", metadata={"help": "regular expression over full module names to adapt; empty: q/k/v/o/gate/up/down projections of the language model only (model.LLM_LORA_TARGETS), never the vision tower"})
+    lora_merge: bool = field(default=True, metadata={"help": "LoRA: final/ holds the merged full model; --no-lora_merge: only the adapter (+ processor), which eval.py and model.load also read"})
     dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32"})
     logprob_chunk: int = field(default=256, metadata={"help": "tokens per chunk of the LM-head log-softmax"})
     save_steps: int = field(default=0, metadata={"help": "write a checkpoint every K steps (and at the end); 0: only at the end"})
@@ -259,7 +264,8 @@ def sample_group(model, processor, record, visual, n, args, hint=None):
     model.eval()
     nucleus = model_lib.NucleusFilter(args.temperature, args.top_p)  # transformers' temperature + top-p, without the full sort
     out = model.generate(**prompt, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=[nucleus],
-                         max_new_tokens=args.max_completion_length, num_return_sequences=n, use_cache=True)
+                         max_new_tokens=args.max_completion_length, num_return_sequences=n, use_cache=True,
+                         synced_gpus=False)  # weights are whole here (model.gathered_for_generation): no lockstep with other processes
     model.train(was_training)
     ids = out[:, prompt["input_ids"].shape[1]:]  # [n, T]
     eos_ids = torch.tensor(model.generation_config.eos_token_id if isinstance(model.generation_config.eos_token_id, list)
@@ -408,19 +414,73 @@ def save_checkpoint(accelerator, args, step):
     accelerator.wait_for_everyone()
 
 
-def save_final(accelerator, policy, processor, args):
-    """The trained model in Hugging Face format (from_pretrained / eval.py), written atomically."""
+def save_final(accelerator, policy, processor, args, peft_model=None):
+    """The trained model in Hugging Face format (from_pretrained / eval.py), written atomically. With LoRA:
+    the merged model, or with --no-lora_merge the adapter alone (model.load reads both)."""
+    import model as model_lib
+
     accelerator.wait_for_everyone()
     model = accelerator.unwrap_model(policy).model
-    state = accelerator.get_state_dict(policy)
+    state = accelerator.get_state_dict(policy)  # whole on the main process under every engine
     if accelerator.is_main_process:
         final, tmp = os.path.join(args.output_dir, "final"), os.path.join(args.output_dir, "final.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        model.save_pretrained(tmp, state_dict={k.removeprefix("model."): v for k, v in state.items()})
+        state = {k.removeprefix("model."): v for k, v in state.items()}
+        if peft_model is None:
+            model.save_pretrained(tmp, state_dict=state)
+        else:
+            model_lib.save_lora(peft_model, state, tmp, merge=args.lora_merge)
         processor.save_pretrained(tmp)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
     accelerator.wait_for_everyone()
+
+
+def configure_deepspeed(accelerator, args):
+    """DeepSpeed reads the micro-batch size from a DataLoader, and we have none; it also clips and
+    accumulates gradients itself, stepping inside accelerator.backward. We pass it our clip, and refuse
+    --grad_accum > 1 (our loop accumulates by hand, which DeepSpeed would turn into one step per
+    micro-batch): raise --batch_size instead."""
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is None:
+        return
+    if args.grad_accum != 1:
+        raise SystemExit("DeepSpeed: use --grad_accum 1 (raise --batch_size for more prompts per update)")
+    plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = args.batch_size
+    plugin.deepspeed_config["gradient_accumulation_steps"] = 1
+    plugin.deepspeed_config["gradient_clipping"] = args.max_grad_norm
+
+
+def reference_logprobs(accelerator, policy, peft_model, model_path, dtype, args):
+    """The frozen reference policy pi_ref as a log-prob function groups -> [N, T], or None when beta is 0.
+
+    LoRA: the policy itself with its adapters switched off, i.e. the starting weights; no second copy.
+    DeepSpeed ZeRO-3: a copy in its own ZeRO-3 engine (sharded like the policy, eval mode, no optimizer).
+    One process, DDP, ZeRO-2, FSDP: a full frozen copy on every process (under FSDP it is not sharded:
+    use LoRA when that copy does not fit).
+    """
+    import model as model_lib
+
+    if args.beta == 0:
+        return None
+    if peft_model is not None:
+        logprobs = accelerator.unwrap_model(policy)  # called outside DDP's wrapper: a no-grad pass syncs nothing
+
+        def base_logprobs(groups):
+            with peft_model.disable_adapter():
+                return logprobs(groups)
+
+        return base_logprobs
+    ref = model_lib.LogProbs(model_lib.load_model(model_path, dtype=dtype, device=accelerator.device), args.logprob_chunk)
+    ref.eval().requires_grad_(False)
+    plugin = accelerator.state.deepspeed_plugin
+    if plugin is not None and plugin.zero_stage == 3:
+        import deepspeed
+
+        config = {k: v for k, v in plugin.deepspeed_config.items() if k not in ("optimizer", "scheduler")}
+        ref = deepspeed.initialize(model=ref, config=config)[0]
+        ref.eval()
+    return ref
 
 
 def train(args):
@@ -438,13 +498,13 @@ def train(args):
     dtype = None if args.dtype == "auto" else args.dtype
     model, processor = model_lib.load(model_path, dtype=dtype, device=accelerator.device, gradient_checkpointing=args.gradient_checkpointing,
                                       freeze_vision=args.freeze_vision, min_pixels=args.min_pixels or None, max_pixels=args.max_pixels or None)
+    peft_model = None
+    if args.lora_r:  # adapters on the language model; the base weights freeze (see model.add_lora)
+        peft_model = model_lib.add_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_targets or model_lib.LLM_LORA_TARGETS, model_path)
+        model = peft_model.get_base_model()  # the same modules, LoRA layers inside: what LogProbs and generate run
     model.train()  # from_pretrained leaves eval mode; train mode turns activation checkpointing on
     budget = processor.video_processor.size
     min_pixels, max_pixels = budget["shortest_edge"], budget["longest_edge"]
-    ref_model = None
-    if args.beta > 0:  # a frozen copy of the starting policy
-        ref_model = model_lib.load_model(model_path, dtype=dtype, device=accelerator.device)
-        ref_model.eval().requires_grad_(False)
     records, bad = data.load_records(data_path, strict=args.strict_data)
     if accelerator.is_main_process:
         for e in bad:
@@ -465,8 +525,9 @@ def train(args):
         return 1.0
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    configure_deepspeed(accelerator, args)
     policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
-    ref = model_lib.LogProbs(ref_model, args.logprob_chunk) if ref_model is not None else None
+    ref = reference_logprobs(accelerator, policy, peft_model, model_path, dtype, args)
     state = TrainState(args.da_window)
     accelerator.register_for_checkpointing(state)
     metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
@@ -493,46 +554,49 @@ def train(args):
         micro = []
         for _ in range(args.grad_accum):  # rollouts of every micro-batch first; then num_iterations updates on them
             groups, stats = [], {"acc_ordered": [], "acc_shuffled": [], "bonus": [], "easy": 0, "hard": 0, "zero_before": 0}
-            for j in range(args.batch_size):
-                position = state.position + rank * args.batch_size + j
-                record = record_at(records, position, args.seed)
-                generator = torch.Generator().manual_seed(hash((args.seed, position)) % 2**63)  # shuffles and noise
-                try:
-                    visual = data.load_visual(record, args.num_frames, min_pixels, max_pixels)
-                except data.SampleError as e:
-                    if args.strict_data:
-                        raise
-                    print(f"skipping unreadable sample: {e}", file=sys.stderr)
-                    state.skipped += 1
-                    continue
-                if args.algo == "sft":
-                    groups.append(sft_group(processor, record, visual, accelerator.device))
-                    continue
-                t0 = time.time()
-                group = sample_group(unwrapped, processor, record, visual, args.num_generations, args)
-                timing["generate"] += time.time() - t0
-                t0 = time.time()
-                score_group(group, args)
-                timing["score"] += time.time() - t0
-                if args.da:
-                    zero_before = bool(group.rewards.std() == 0)
-                    stats["zero_before"] += zero_before
-                    mean_reward = group.rewards.mean().item()
-                    if state.window:
-                        t0 = time.time()
-                        group, kind = difficulty_augment(group, visual, float(np.mean(state.window)), unwrapped, processor, args, generator)
-                        timing["generate"] += time.time() - t0
-                        if kind:
-                            stats[kind] += 1
-                    state.window.append(mean_reward)
-                if args.algo == "t_grpo" and record["data_type"] == "video":  # images get no temporal bonus
+            # FSDP / ZeRO-3: the policy's weights whole for this micro-batch's sampling (model.gathered_for_generation)
+            gathered = model_lib.gathered_for_generation(accelerator, policy) if args.algo != "sft" else nullcontext()
+            with gathered:
+                for j in range(args.batch_size):
+                    position = state.position + rank * args.batch_size + j
+                    record = record_at(records, position, args.seed)
+                    generator = torch.Generator().manual_seed(hash((args.seed, position)) % 2**63)  # shuffles and noise
+                    try:
+                        visual = data.load_visual(record, args.num_frames, min_pixels, max_pixels)
+                    except data.SampleError as e:
+                        if args.strict_data:
+                            raise
+                        print(f"skipping unreadable sample: {e}", file=sys.stderr)
+                        state.skipped += 1
+                        continue
+                    if args.algo == "sft":
+                        groups.append(sft_group(processor, record, visual, accelerator.device))
+                        continue
                     t0 = time.time()
-                    p, p_shuffled, bonus = add_temporal_bonus(group, unwrapped, processor, visual, args, generator)
+                    group = sample_group(unwrapped, processor, record, visual, args.num_generations, args)
                     timing["generate"] += time.time() - t0
-                    stats["acc_ordered"].append(p)
-                    stats["acc_shuffled"].append(p_shuffled)
-                    stats["bonus"].append(bonus)
-                groups.append(group)
+                    t0 = time.time()
+                    score_group(group, args)
+                    timing["score"] += time.time() - t0
+                    if args.da:
+                        zero_before = bool(group.rewards.std() == 0)
+                        stats["zero_before"] += zero_before
+                        mean_reward = group.rewards.mean().item()
+                        if state.window:
+                            t0 = time.time()
+                            group, kind = difficulty_augment(group, visual, float(np.mean(state.window)), unwrapped, processor, args, generator)
+                            timing["generate"] += time.time() - t0
+                            if kind:
+                                stats[kind] += 1
+                        state.window.append(mean_reward)
+                    if args.algo == "t_grpo" and record["data_type"] == "video":  # images get no temporal bonus
+                        t0 = time.time()
+                        p, p_shuffled, bonus = add_temporal_bonus(group, unwrapped, processor, visual, args, generator)
+                        timing["generate"] += time.time() - t0
+                        stats["acc_ordered"].append(p)
+                        stats["acc_shuffled"].append(p_shuffled)
+                        stats["bonus"].append(bonus)
+                    groups.append(group)
             micro.append(rollout_tensors(groups, ref, args, accelerator, timing, policy) | {"stats": stats})
         state.position += args.batch_size * world * args.grad_accum
 
@@ -574,7 +638,7 @@ def train(args):
             save_checkpoint(accelerator, args, state.step)
     bar.close()
     save_checkpoint(accelerator, args, state.step)
-    save_final(accelerator, policy, processor, args)
+    save_final(accelerator, policy, processor, args, peft_model)
     accelerator.end_training()
     return state
 
