@@ -104,10 +104,16 @@ def tiny_processor():
 def tiny_model():
     """Fresh tiny weights (a measurement trains them), in train mode as train.py uses the policy. The
     weights may come memory-mapped from the safetensors file; reading them once makes them resident, so
-    that a memory window opened afterwards does not count them."""
+    that a memory window opened afterwards does not count them.
+
+    Sampling never emits the image/video placeholder tokens here (TRL's GRPOTrainer suppresses the image
+    one too): train.py does not suppress them, and a sampled <|image_pad|> in a completion makes the
+    log-prob pass fail ("Image features and image tokens do not match"), which the random tiny model
+    did within six G=4 x 32-token image steps."""
     import model as model_lib
 
     model = model_lib.load_model(MODEL_DIR).train()
+    model.generation_config.suppress_tokens = [model_lib.IMAGE_TOKEN_ID, model_lib.VIDEO_TOKEN_ID]
     for param in model.parameters():
         param.detach().sum()
     return model
@@ -257,6 +263,7 @@ class OurTrainer:
         import model as model_lib
 
         self.accelerator = Accelerator()
+        torch.manual_seed(0)  # sampling seed (TRL's side: GRPOConfig(seed=0))
         model, self.processor, self.pixels = tiny_model(), tiny_processor(), pixels
         ref_model = model_lib.load_model(MODEL_DIR, device=self.accelerator.device).eval().requires_grad_(False)
         policy = model_lib.LogProbs(model, args.logprob_chunk)
@@ -315,9 +322,13 @@ def worker_grpo_ours(G, T, warmup, steps, pixels, beta, learning_rate):
     """Comparison 4, our side: train.py's GRPO step on an image prompt. Memory: peak RSS over loading the
     policy and the reference model, building the optimizer and running every step, minus the RSS after
     the imports (the TRL side is measured the same way)."""
-    import torch  # noqa: F401  (imports before the baseline, as on the TRL side)
-    import accelerate  # noqa: F401
+    import accelerate  # noqa: F401  (every import before the baseline, as on the TRL side)
+    import torch  # noqa: F401
     import transformers  # noqa: F401
+
+    import data  # noqa: F401
+    import model  # noqa: F401
+    import train  # noqa: F401
 
     baseline = reset_peak()
     args = rl_args(G, T, beta=beta, learning_rate=learning_rate)
@@ -346,6 +357,7 @@ def worker_grpo_trl(G, T, warmup, steps, pixels, beta, learning_rate):
     from trl import GRPOConfig, GRPOTrainer
 
     import data
+    import model  # noqa: F401  (as on our side)
     import rewards
 
     baseline = reset_peak()
@@ -416,15 +428,19 @@ def run_worker(name, in_process=False, **kwargs):
             return {"error": f"{name} worker raised {type(e).__name__}: {e}"}
         return result | {"wall_s": time.perf_counter() - t0}
     cmd = [sys.executable, os.path.abspath(__file__), "worker", name, json.dumps(kwargs)]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), children_cpu_s()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"{name} worker exited {proc.returncode}: {tail}"}
     result = json.loads(lines[-1][len("RESULT "):])
-    result["wall_s"] = time.perf_counter() - t0
-    return result
+    return result | {"wall_s": time.perf_counter() - t0, "cpu_s": children_cpu_s() - cpu0}
+
+
+def children_cpu_s():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def trl_available():
@@ -459,11 +475,17 @@ def run_all(sizes, quick):
     prepare_assets()
     t_start = time.perf_counter()
     lines = ["| figure | ours | baseline | ratio | goal | met? |", "|---|---|---|---|---|---|"]
-    notes = []
+    notes, spent = [], []
+
+    def measure(name, in_process, **kwargs):  # run_worker, noting each worker's time
+        result = run_worker(name, in_process, **kwargs)
+        label = name + (f" {kwargs['variant']}" if "variant" in kwargs else "")
+        spent.append(f"{label} {result.get('wall_s', float('nan')):.0f} s" + (f" (CPU {result['cpu_s']:.0f} s)" if "cpu_s" in result else ""))
+        return result
 
     # 1. log-prob pass memory
     G, T = sizes.logprob_G, sizes.logprob_T
-    res = {v: run_worker("logprob", quick, variant=v, G=G, T=T) for v in ("ours", "naive")}
+    res = {v: measure("logprob", quick, variant=v, G=G, T=T) for v in ("ours", "naive")}
     if any("error" in r for r in res.values()):
         lines.append(row(f"1. log-prob pass peak memory (G={G}, T={T})", "-", "-", "-", f"<= {GOALS['logprob']}", "failed"))
         notes += [r["error"] for r in res.values() if "error" in r]
@@ -478,7 +500,7 @@ def run_all(sizes, quick):
 
     # 2. rollout overhead
     G, T = sizes.rollout_G, sizes.rollout_T
-    r = run_worker("rollout", quick, G=G, T=T, reps=sizes.rollout_reps)
+    r = measure("rollout", quick, G=G, T=T, reps=sizes.rollout_reps)
     if "error" in r:
         lines.append(row(f"2. rollout time (G={G}, {T} new tokens)", "-", "-", "-", f"<= {GOALS['rollout']}x", "failed"))
         notes.append(r["error"])
@@ -490,7 +512,7 @@ def run_all(sizes, quick):
 
     # 3. step time vs G
     Gs, T = sizes.step_Gs, sizes.step_T
-    r = run_worker("step", quick, Gs=list(Gs), T=T, reps=sizes.step_reps)
+    r = measure("step", quick, Gs=list(Gs), T=T, reps=sizes.step_reps)
     if "error" in r:
         lines.append(row(f"3. step time G={Gs[1]} / G={Gs[0]}", "-", "-", "-", f"<= {GOALS['step']}", "failed"))
         notes.append(r["error"])
@@ -510,7 +532,7 @@ def run_all(sizes, quick):
         lines.append(row("4. GRPO step vs TRL GRPOTrainer", "-", "-", "-", "<= 0.7x time, <= 1.0x memory", "skipped"))
         notes.append(f"4: SKIPPED: trl is not installed. Install the pinned version with `pip install -r requirements-bench.txt` ({TRL_PIN}).")
     else:
-        ours, trl = run_worker("grpo_ours", quick, **kw), run_worker("grpo_trl", quick, **kw)
+        ours, trl = measure("grpo_ours", quick, **kw), measure("grpo_trl", quick, **kw)
         if "error" in ours or "error" in trl:
             lines.append(row("4. GRPO step vs TRL GRPOTrainer", "-", "-", "-", "<= 0.7x time, <= 1.0x memory", "failed"))
             notes += [x["error"] for x in (ours, trl) if "error" in x]
@@ -526,6 +548,8 @@ def run_all(sizes, quick):
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs\n")  # fmt: skip
     print("\n".join(lines))
     print("\nFootnotes:")
+    if quick:
+        print("- --quick: toy sizes, every worker in this one process: the numbers only show that each path runs.")
     print("- Peak memory: each variant in a fresh process; peak RSS (VmHWM, reset through /proc/self/clear_refs) minus the RSS")
     print("  when the window opened: after loading model and inputs for 1, after the imports (so weights, reference model,")
     print("  optimizer and activations count) for 4.")
@@ -534,6 +558,7 @@ def run_all(sizes, quick):
     print("- 3, 4: ours = train.py's step (rollout, reference log-probs, loss, backward, clipping, AdamW step), one prompt.")
     for note in notes:
         print(f"- {note}")
+    print(f"- wall time per worker: {', '.join(spent)}")
     print(f"\ntotal wall time {time.perf_counter() - t_start:.0f} s")
 
 

@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def bench(*args, timeout=300):
+def bench(*args, timeout=900):  # generous: --quick needs ~50 s of CPU, but a loaded machine stretched it to minutes
     out = subprocess.run([sys.executable, os.path.join(ROOT, "bench.py"), *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"STDOUT:\n{out.stdout[-3000:]}\nSTDERR:\n{out.stderr[-3000:]}"
     return out.stdout
@@ -35,7 +35,7 @@ def test_quick_prints_every_row():
 
 
 def test_memory_plan_prints_both_models_and_settings():
-    text = bench("memory", timeout=60)
+    text = bench("memory")
     assert text.count("| item | 3B ZeRO-3 8x80GB | 3B ZeRO-3 8x80GB GC | 3B LoRA 1x24GB") == 2  # default and Video-R1 pixels
     for row in ("| parameters (B) | 3.75 |", "| video tokens per row | 6,144 |", "| video tokens per row | 1,024 |",
                 "| **total, ours** |", "| log-prob head, naive |", "| fits in the GPU (ours / naive) |"):  # fmt: skip
