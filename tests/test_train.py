@@ -1,5 +1,4 @@
-"""train.py end to end on the tiny model: every --algo (and --da) through `accelerate launch`, two
-processes, and a run killed with SIGKILL then resumed ending with the same weights as an uninterrupted one."""
+"""train.py end to end on the tiny model: every --algo (and --da) through `accelerate launch`, and a run killed with SIGKILL then resumed ending with the same weights as an uninterrupted one."""
 
 import json
 import os
@@ -12,44 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-SFT_STEPS = 40
-
-
-def run(cmd, timeout=600):
-    out = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout)
-    assert out.returncode == 0, f"{' '.join(cmd)}\nSTDOUT:\n{out.stdout[-3000:]}\nSTDERR:\n{out.stderr[-5000:]}"
-    return out
-
-
-def metrics(run_dir):
-    return [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
-
-
-@pytest.fixture(scope="session")
-def warm(tiny_dir, synth_dir, tmp_path_factory):
-    """An SFT run (also the SFT smoke test) on the synthetic set with a one-word chain of thought, so that
-    in a few dozen steps the tiny model writes the <think>/<answer> format and RL rewards vary."""
-    tmp = tmp_path_factory.mktemp("train")
-    records = json.load(open(os.path.join(synth_dir, "train.json")))
-    for r in records:
-        r["process"] = "<think>ok</think>"
-        r["path"] = os.path.join(synth_dir, r["path"])
-    data_path = str(tmp / "short.json")
-    json.dump(records, open(data_path, "w"))
-    out = str(tmp / "sft")
-    run(LAUNCH + ["--num_processes", "1", "train.py", "--algo", "sft", "--model", str(tiny_dir), "--data", data_path, "--output_dir", out,
-                  "--max_steps", str(SFT_STEPS), "--batch_size", "4", "--learning_rate", "2e-3", "--save_steps", "20"])
-    return out, data_path
-
-
-def rl_args(warm, out, algo, *extra):
-    sft_dir, data_path = warm
-    return ["train.py", "--algo", algo, "--model", os.path.join(sft_dir, "final"), "--data", data_path, "--output_dir", out,
-            "--num_generations", "4", "--max_completion_length", "16", "--learning_rate", "1e-3", "--num_frames", "4",
-            "--seed", "1", *extra]
+from conftest import ENV, LAUNCH, ROOT, SFT_STEPS, metrics, rl_args, run
 
 
 def test_sft_runs_learns_and_saves(warm):
@@ -88,14 +50,6 @@ def test_rl_algorithms_through_accelerate_launch(warm, tmp_path, algo, extra, ke
         assert all(0 <= row["tgrpo/acc_shuffled"] <= 1 for row in m)
     if "--da" in extra:  # threshold 0: after the first step every group is augmented one way or the other
         assert m[1]["da/easy_frac"] + m[1]["da/hard_frac"] > 0
-
-
-def test_two_processes(warm, tmp_path):
-    out = str(tmp_path / "ddp")
-    run(LAUNCH + ["--num_processes", "2"] + rl_args(warm, out, "t_grpo", "--max_steps", "2"))
-    m = metrics(out)
-    assert [row["step"] for row in m] == [1, 2]
-    assert os.path.isfile(os.path.join(out, "final", "model.safetensors"))
 
 
 def _weights(run_dir):

@@ -1,0 +1,170 @@
+"""Scaling paths on the CPU: two real processes through configs/ddp.yaml (T-GRPO and Reg-GRPO), the configs
+themselves, generation from an FSDP2-sharded policy on two processes (torch directly: accelerate runs FSDP only
+on GPUs), and LoRA (only adapters train, the reference is the base with adapters off, final/ loads)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ENV, ROOT, metrics, rl_args, run
+
+# No --cpu here: with it accelerate runs ONE process whatever --num_processes says. torchrun starts the two
+# processes; ACCELERATE_USE_CPU makes them use the CPU with the gloo backend (there is no GPU).
+DDP = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", os.path.join(ROOT, "configs", "ddp.yaml"),
+       "--num_processes", "2", "--main_process_port", "0"]
+DDP_ENV = {**ENV, "ACCELERATE_USE_CPU": "1"}
+
+
+def test_configs_load_with_accelerate():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    engines = {}
+    for name in ("single", "ddp", "fsdp", "zero2", "zero3"):
+        config = load_config_from_file(os.path.join(ROOT, "configs", f"{name}.yaml"))
+        engines[name] = str(config.distributed_type).split(".")[-1]
+        if name == "fsdp":
+            assert config.fsdp_config["fsdp_version"] == 2
+        if name.startswith("zero"):
+            assert config.deepspeed_config["zero_stage"] == int(name[-1])
+    assert engines == {"single": "NO", "ddp": "MULTI_GPU", "fsdp": "FSDP", "zero2": "DEEPSPEED", "zero3": "DEEPSPEED"}
+
+
+def _data_position(run_dir, step):
+    """The data position saved in a checkpoint: prompts consumed by all processes together."""
+    state = torch.load(os.path.join(run_dir, f"checkpoint-{step}", "custom_checkpoint_0.pkl"), weights_only=False)
+    return state["position"]
+
+
+@pytest.mark.parametrize("algo", ["t_grpo", "reg_grpo"])
+def test_two_processes_through_the_ddp_config(warm, tmp_path, algo):
+    out = str(tmp_path / algo)
+    cmd = DDP + rl_args(warm, out, algo, "--max_steps", "2", "--num_generations", "2", "--max_completion_length", "8")
+    result = subprocess.run(cmd, cwd=ROOT, env=DDP_ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert [row["step"] for row in metrics(out)] == [1, 2]
+    assert _data_position(out, 2) == 2 * 2  # 2 steps x 1 prompt x 2 processes: both processes took part
+    assert os.path.isfile(os.path.join(out, "final", "model.safetensors"))
+
+
+def test_lora_reference_is_the_base_model(tiny_dir):
+    """With the adapters on, log-probs move; inside disable_adapter() they are the base model's, bit for bit."""
+    import model as M
+
+    base, _ = M.load(tiny_dir)
+    prompt = {"input_ids": torch.tensor([[M.IM_START_ID, 9707, 1879]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+    completions = torch.tensor([[11, 22, 33], [44, 55, 66]])
+    with torch.no_grad():
+        expected = M.group_logprobs(base, prompt, completions)  # [2, 3]
+    peft_model = M.add_lora(base, r=4, alpha=8, base_name_or_path=str(tiny_dir))
+    adapted = [n for n, p in peft_model.named_parameters() if p.requires_grad]
+    assert adapted and all("lora_" in n and "language_model" in n for n in adapted)  # nothing of the vision tower
+    assert len(adapted) == 2 * 7 * 4  # A and B of q/k/v/o/gate/up/down in each of the 4 layers
+    for n, p in peft_model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5)  # as if trained (peft starts B at zero)
+    policy = peft_model.get_base_model()
+    with torch.no_grad():
+        adapted_logp = M.group_logprobs(policy, prompt, completions)
+        with peft_model.disable_adapter():
+            ref_logp = M.group_logprobs(policy, prompt, completions)
+    assert not torch.allclose(adapted_logp, expected, atol=1e-3)
+    assert torch.equal(ref_logp, expected)
+
+
+def test_lora_run_trains_only_adapters_and_final_loads(warm, tmp_path):
+    out = str(tmp_path / "lora")
+    run([sys.executable] + rl_args(warm, out, "grpo", "--max_steps", "2", "--batch_size", "2", "--beta", "0.04", "--lora_r", "4", "--no-lora_merge"))
+    assert any(row["grad_norm"] > 0 for row in metrics(out)), "every group had equal rewards: the test would prove nothing"
+    import model as M
+
+    start = M.load_model(os.path.join(warm[0], "final")).state_dict()  # in-memory names, as in the checkpoint below
+    trained = load_file(os.path.join(out, "checkpoint-2", "model.safetensors"))  # the LogProbs wrapper's state: model.<...>
+    lora = {k: v for k, v in trained.items() if "lora_" in k}
+    assert lora and any(v.abs().sum() > 0 for k, v in lora.items() if "lora_B" in k)  # B starts at zero: it moved
+    base = {key.removeprefix("model.").replace(".base_layer", ""): value for key, value in trained.items() if "lora_" not in key}
+    compared = [key for key in base if key in start]  # (a tied lm_head may be stored under either name)
+    assert len(compared) >= len(start) - 1
+    for key in compared:  # every base weight, the vision tower's included, is where it started
+        assert torch.equal(base[key], start[key]), key
+    final = os.path.join(out, "final")
+    config = json.load(open(os.path.join(final, "adapter_config.json")))
+    assert not os.path.exists(os.path.join(final, "config.json")) and os.path.isabs(config["base_model_name_or_path"])
+    assert [row["step"] for row in metrics(out)] == [1, 2] and all(row["loss/kl"] >= 0 for row in metrics(out))
+
+    records = json.load(open(warm[1]))[:2]
+    small = str(tmp_path / "two.json")
+    json.dump(records, open(small, "w"))
+    run([sys.executable, "eval.py", "run", "--model", final, "--data", small, "--out", str(tmp_path / "eval"),
+         "--num_frames", "4", "--max_new_tokens", "4"])
+    assert json.load(open(tmp_path / "eval" / "two.json"))["metrics"]["n"] == 2
+
+
+def test_lora_merged_and_adapter_folders_load_to_the_same_model(tiny_dir, tmp_path):
+    import model as M
+
+    base, _ = M.load(tiny_dir)
+    peft_model = M.add_lora(base, r=2, alpha=4, base_name_or_path=str(tiny_dir))
+    for n, p in peft_model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5)
+    state = peft_model.get_base_model().state_dict()
+    M.save_lora(peft_model, state, str(tmp_path / "adapter"), merge=False)
+    M.save_lora(peft_model, state, str(tmp_path / "merged"), merge=True)
+    assert os.path.isfile(tmp_path / "adapter" / "adapter_config.json") and os.path.isfile(tmp_path / "merged" / "config.json")
+    ids = torch.tensor([[M.IM_START_ID, 9707, 1879, 11, 22]])
+    with torch.no_grad():
+        from_adapter = M.load_model(str(tmp_path / "adapter"))(input_ids=ids).logits
+        from_merged = M.load_model(str(tmp_path / "merged"))(input_ids=ids).logits
+        live = peft_model.get_base_model()(input_ids=ids).logits
+    assert torch.allclose(from_adapter, live, atol=1e-5) and torch.allclose(from_merged, live, atol=1e-5)
+
+
+def test_generation_from_an_fsdp2_sharded_policy(tiny_dir):
+    """Two gloo processes shard the tiny model with fully_shard as configs/fsdp.yaml does; inside
+    model.gathered_for_generation each samples as often as it likes (here 1 and 2 times) and gets the
+    unsharded model's tokens; a training forward and backward through the root work afterwards."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0", __file__, str(tiny_dir)]
+    result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert sorted(line for line in result.stdout.splitlines() if line.startswith("fsdp2 ok")) == ["fsdp2 ok rank 0", "fsdp2 ok rank 1"]
+
+
+def _fsdp2_worker(tiny_dir):
+    import types
+
+    import torch.distributed as dist
+    from accelerate.utils import DistributedType
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor
+
+    import model as M
+
+    dist.init_process_group("gloo")
+    rank, mesh = dist.get_rank(), init_device_mesh("cpu", (dist.get_world_size(),))
+    base, _ = M.load(tiny_dir)
+    ids = torch.tensor([[M.IM_START_ID, 9707, 1879, 11]])
+    generate = lambda: base.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False, synced_gpus=False)
+    expected = generate()
+    policy = M.LogProbs(base)
+    for layer in [*base.model.language_model.layers, *base.model.visual.blocks]:  # fsdp.yaml's wrap policy
+        fully_shard(layer, mesh=mesh)
+    fully_shard(policy, mesh=mesh)
+    accelerator = types.SimpleNamespace(distributed_type=DistributedType.FSDP, state=types.SimpleNamespace(
+        fsdp_plugin=types.SimpleNamespace(fsdp_version=2, reshard_after_forward=True)))  # what the helper reads
+    with torch.no_grad(), M.gathered_for_generation(accelerator, policy):
+        outputs = [generate() for _ in range(1 + rank)]  # unequal counts: a collective inside would hang
+    assert all(torch.equal(out, expected) for out in outputs)
+    assert isinstance(base.model.language_model.layers[0].self_attn.q_proj.weight, DTensor)  # sharded again
+    policy([({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, torch.tensor([[5, 6, 7]]))]).sum().backward()
+    print(f"fsdp2 ok rank {rank}", flush=True)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":  # the worker of test_generation_from_an_fsdp2_sharded_policy, under torchrun
+    _fsdp2_worker(sys.argv[1])
