@@ -180,3 +180,23 @@ def test_one_update_moves_probability_toward_rewarded_completions(setup, algo):
         policy.zero_grad()
     change = ((after - before) * group.mask).sum(1)  # [6] change of each completion's sequence log-prob
     assert change[0::2].min() > change[1::2].max(), change
+
+
+def test_rollouts_never_sample_vision_placeholders(setup):
+    """Even when the model prefers <|image_pad|> / <|video_pad|> / <|vision_start|> above everything else,
+    sample_group never emits them (the log-prob pass would look for a picture that is not there)."""
+    policy, processor, _, video, _, budget = setup
+    args = train.parse_args(["--algo", "grpo", "--model", "unused", "--max_completion_length", "6"])
+    visual = data.load_visual(video, 4, *budget)
+    placeholders = [M.IMAGE_TOKEN_ID, M.VIDEO_TOKEN_ID, M.VISION_START_ID]
+
+    def prefer_placeholders(module, inputs, logits):
+        logits[..., placeholders] += 1e4
+        return logits
+
+    hook = policy.lm_head.register_forward_hook(prefer_placeholders)
+    try:
+        group = train.sample_group(policy, processor, video, visual, 4, args)
+    finally:
+        hook.remove()
+    assert not torch.isin(group.completion_ids, torch.tensor(placeholders)).any()
