@@ -261,16 +261,16 @@ class OurTrainer:
         from accelerate import Accelerator
 
         import model as model_lib
+        import train
 
         self.accelerator = Accelerator()
         torch.manual_seed(0)  # sampling seed (TRL's side: GRPOConfig(seed=0))
         model, self.processor, self.pixels = tiny_model(), tiny_processor(), pixels
-        ref_model = model_lib.load_model(MODEL_DIR, device=self.accelerator.device).eval().requires_grad_(False)
         policy = model_lib.LogProbs(model, args.logprob_chunk)
         optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.learning_rate, weight_decay=args.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda update: 1.0)
         self.policy, self.optimizer, self.scheduler = self.accelerator.prepare(policy, optimizer, scheduler)
-        self.ref = model_lib.LogProbs(ref_model, args.logprob_chunk) if args.beta > 0 else None
+        self.ref = train.reference_logprobs(self.accelerator, self.policy, None, MODEL_DIR, None, args)  # None when beta is 0
         self.model = self.accelerator.unwrap_model(self.policy).model
 
     def step(self, record, args):
