@@ -106,14 +106,13 @@ def tiny_model():
     weights may come memory-mapped from the safetensors file; reading them once makes them resident, so
     that a memory window opened afterwards does not count them.
 
-    Sampling never emits the image/video placeholder tokens here (TRL's GRPOTrainer suppresses the image
-    one too): train.py does not suppress them, and a sampled <|image_pad|> in a completion makes the
-    log-prob pass fail ("Image features and image tokens do not match"), which the random tiny model
-    did within six G=4 x 32-token image steps."""
+    The generation config suppresses the vision placeholders that train.sample_group suppresses (a sampled
+    <|image_pad|> makes the log-prob pass fail), so that comparison 2's bare generate samples under the
+    same rule and gives the same tokens. TRL's GRPOTrainer suppresses the image one."""
     import model as model_lib
 
     model = model_lib.load_model(MODEL_DIR).train()
-    model.generation_config.suppress_tokens = [model_lib.IMAGE_TOKEN_ID, model_lib.VIDEO_TOKEN_ID]
+    model.generation_config.suppress_tokens = [model.config.vision_start_token_id, model.config.image_token_id, model.config.video_token_id]
     for param in model.parameters():
         param.detach().sum()
     return model
