@@ -223,7 +223,7 @@ def ablation(seeds, out, extra):
                 print(" ".join(cmd), flush=True)
                 subprocess.run(cmd, check=True)
             runs.setdefault(name, []).append(run_dir)
-    table = ablation_table(runs)
+    table = ablation_table(runs) + "\n\n" + family_table(runs)
     with open(os.path.join(out, "ablation.md"), "w") as f:
         f.write(table + "\n")
     compare([dirs[0] for dirs in runs.values()], os.path.join(out, "curves.md"))
@@ -257,6 +257,27 @@ def ablation_table(runs):
         gap = stat([mean_metric(d, "tgrpo/acc_ordered") - mean_metric(d, "tgrpo/acc_shuffled") for d in dirs]) if name == "t_grpo" else "-"
         lines.append(f"| SFT + {name} | {len(dirs)} | {stat([x['rl']['overall'] for x in s])} | {stat([x['rl'].get('temporal') for x in s])} | "
                      f"{stat([x['rl'].get('static') for x in s])} | {zero} | {gap} |")
+    return "\n".join(lines)
+
+
+def family_table(runs):
+    """Markdown: held-out score per question family (accuracy; MRA for regression), mean over seeds, for the
+    SFT start and every run, with the family's number of test records."""
+    summaries = {name: [json.load(open(os.path.join(d, "summary.json"))) for d in dirs] for name, dirs in runs.items()}
+    first = next(iter(summaries.values()))
+    families = sorted({f for s in first for f in s["sft"].get("by_question_family", {})})
+    if not families:
+        return ""
+
+    def mean(results, family):
+        values = [r["by_question_family"][family]["score"] for r in results if family in r.get("by_question_family", {})]
+        return f"{np.mean(values):.3f}" if values else "-"
+
+    n = {f: first[0]["sft"]["by_question_family"][f]["n"] for f in families}
+    lines = ["| family (n) | SFT | " + " | ".join(f"SFT + {name}" for name in summaries) + " |", "|---" * (len(summaries) + 2) + "|"]
+    for f in families:
+        cells = [mean([s["sft"] for s in first], f)] + [mean([s["rl"] for s in summaries[name]], f) for name in summaries]
+        lines.append(f"| {f} ({n[f]}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -96,3 +96,18 @@ def test_ablation_table_means_and_stds(tmp_path):
     assert "| SFT + grpo | 2 | 0.500 ± 0.100 | 0.400 ± 0.100 | 0.600 ± 0.100 | 0.375 ± 0.000 | - |" in table
     assert "| SFT + t_grpo | 2 | 0.500 ± 0.000 |" in table and "| 0.100 ± 0.000 |" in table  # ordered - shuffled
     assert "0.625 ± 0.000 -> 0.250 ± 0.000" in table  # DA: vanishing advantage before -> after
+
+
+def test_family_table_means_over_seeds(tmp_path):
+    runs = {}
+    for name, colour in (("grpo", [0.5, 0.7]), ("reg_grpo", [0.25, 0.25])):
+        for seed, score in enumerate(colour):
+            d = tmp_path / f"{name}-{seed}"
+            os.makedirs(d)
+            fam = lambda c: {"color": {"score": c, "n": 31}, "size": {"score": 0.4, "n": 32}}
+            json.dump({"sft": {"by_question_family": fam(0.2 + 0.2 * seed)}, "rl": {"by_question_family": fam(score)}}, open(d / "summary.json", "w"))
+            runs.setdefault(name, []).append(str(d))
+    table = evaluation.family_table(runs).splitlines()
+    assert table[0] == "| family (n) | SFT | SFT + grpo | SFT + reg_grpo |"
+    assert table[2] == "| color (31) | 0.300 | 0.600 | 0.250 |"  # SFT: (0.2 + 0.4) / 2; grpo: (0.5 + 0.7) / 2
+    assert table[3] == "| size (32) | 0.400 | 0.400 | 0.400 |"
