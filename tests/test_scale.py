@@ -128,7 +128,12 @@ def test_generation_from_an_fsdp2_sharded_policy(tiny_dir):
     """Two gloo processes shard the tiny model with fully_shard as configs/fsdp.yaml does; inside
     model.gathered_for_generation each samples as often as it likes (here 1 and 2 times) and gets the
     unsharded model's tokens; a training forward and backward through the root work afterwards."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "0", __file__, str(tiny_dir)]
+    import socket
+
+    with socket.socket() as probe:  # a free port (torchrun's static rendezvous does not take 0)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), __file__, str(tiny_dir)]
     result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert sorted(line for line in result.stdout.splitlines() if line.startswith("fsdp2 ok")) == ["fsdp2 ok rank 0", "fsdp2 ok rank 1"]
