@@ -104,10 +104,16 @@ class Args:
     @property
     def tiny(self):
         """The built-in tiny model, or a checkpoint trained from it (e.g. an SFT run's final/): its
-        small defaults (frames, lengths, learning rates) apply; any other model gets the papers'."""
-        config_path = os.path.join(self.model, "config.json")
+        small defaults (frames, lengths, learning rates) apply; any other model gets the papers'. A LoRA
+        adapter folder (no config.json) is judged by the base it names."""
         if not self.model:
             return True
+        folder = self.model
+        adapter_path = os.path.join(folder, "adapter_config.json")
+        if not os.path.isfile(os.path.join(folder, "config.json")) and os.path.isfile(adapter_path):
+            with open(adapter_path) as f:
+                folder = json.load(f).get("base_model_name_or_path") or folder
+        config_path = os.path.join(folder, "config.json")
         if not os.path.isfile(config_path):
             return False
         with open(config_path) as f:

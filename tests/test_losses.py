@@ -128,3 +128,24 @@ def test_completion_mask_keeps_first_end_of_turn():
     ids = torch.tensor([[5, 6, 151645, 151643, 151643], [5, 6, 7, 8, 9], [151645, 1, 2, 3, 4]])
     expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
     assert torch.equal(train.completion_mask(ids, eos), expected)
+
+
+def test_tiny_defaults_follow_the_model_width(tmp_path):
+    """Tiny defaults for the built-in model, for checkpoints of its width, and for a LoRA adapter on one;
+    the papers' defaults for anything else."""
+    import json
+
+    import train
+
+    tiny, big, adapter = tmp_path / "tiny", tmp_path / "big", tmp_path / "adapter"
+    for folder, width in ((tiny, train.TINY_HIDDEN_SIZE), (big, 2048)):
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"text_config": {"hidden_size": width}}))
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny)}))
+    resolved = {name: train.parse_args(["--algo", "grpo", "--model", str(path)]) for name, path in
+                (("tiny", tiny), ("big", big), ("adapter", adapter))}
+    assert train.parse_args(["--algo", "grpo"]).num_frames == 4
+    assert (resolved["tiny"].num_frames, resolved["tiny"].learning_rate, resolved["tiny"].max_completion_length) == (4, 1e-4, 64)
+    assert (resolved["big"].num_frames, resolved["big"].learning_rate, resolved["big"].max_completion_length) == (16, 1e-6, 768)
+    assert (resolved["adapter"].num_frames, resolved["adapter"].learning_rate) == (4, 1e-4)
