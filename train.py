@@ -108,12 +108,9 @@ class Args:
         adapter folder (no config.json) is judged by the base it names."""
         if not self.model:
             return True
-        folder = self.model
-        adapter_path = os.path.join(folder, "adapter_config.json")
-        if not os.path.isfile(os.path.join(folder, "config.json")) and os.path.isfile(adapter_path):
-            with open(adapter_path) as f:
-                folder = json.load(f).get("base_model_name_or_path") or folder
-        config_path = os.path.join(folder, "config.json")
+        import model as model_lib  # not at the top: `python train.py --help` stays fast
+
+        config_path = os.path.join(model_lib.lora_base(self.model) or self.model, "config.json")
         if not os.path.isfile(config_path):
             return False
         with open(config_path) as f:
