@@ -3,6 +3,7 @@ Evaluation: run a model on Video-R1-format benchmarks, rescore saved outputs, co
 
     python eval.py run --model runs/reg_grpo-seed0/final --data data/synth/test.json --out runs/eval
     python eval.py run --model Qwen/Qwen2.5-VL-3B-Instruct --data eval_mvbench.json eval_videomme.json --out runs/eval-3b
+    python eval.py run --model runs/reg_grpo-seed0/final --data data/synth/test.json --out runs/eval --blind
     python eval.py score runs/eval/test.json
     python eval.py compare runs/grpo-seed0 runs/reg_grpo-seed0 --out runs/compare.md
     python eval.py ablation --seeds 0 1 2 --out runs/ablation [train.py flags, e.g. --max_steps 30]
@@ -14,6 +15,7 @@ evaluation does) a completion without <answer> tags is scored on its whole text.
 import argparse
 import json
 import os
+import random
 import sys
 import time
 import zlib
@@ -62,19 +64,52 @@ def score_record(record, output):
 # Running a model
 
 
+def blind_donors(records, seed=0):
+    """For `--blind`: every record's key -> another record whose picture or video it is shown instead.
+
+    The donor is of the same data type and, where the file has more than one record of it, the same
+    question family (else problem type), so the visuals look alike but say nothing about this record's
+    answer. Within each such set the assignment is a seeded cyclic shift of a random order: nobody gets
+    its own visual. A record alone in its set borrows from the other records of its data type; one with
+    no other record of its data type at all cannot be blinded, which is an error.
+    """
+    def kind(r):
+        return (r["data_type"], str(r.get("question_family", r["problem_type"])))
+
+    groups = {}
+    for r in records:
+        groups.setdefault(kind(r), []).append(r)
+    donors = {}
+    for key, members in sorted(groups.items()):
+        if len(members) == 1:
+            others = [r for r in records if r["data_type"] == key[0] and r is not members[0]]
+            if not others:
+                raise ValueError(f"--blind: record {_key(members[0])} ({members[0].get('_file', '?')}) is the only {key[0]}; it has no other visual to be shown")
+            donors[_key(members[0])] = random.Random(f"{seed}:{_key(members[0])}").choice(others)
+            continue
+        order = sorted(members, key=_key)
+        random.Random(f"{seed}:{key}").shuffle(order)
+        for i, r in enumerate(order):
+            donors[_key(r)] = order[(i + 1) % len(order)]
+    return donors
+
+
 def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, max_new_tokens, batch_size=8,
-             shuffled=False, sample=False, temperature=1.0, top_p=0.95, seed=0, done=None, on_batch=None, progress=True):
+             shuffled=False, blind=False, sample=False, temperature=1.0, top_p=0.95, seed=0, done=None, on_batch=None, progress=True):
     """Generate and score an answer for every record. Returns (results, unreadable errors).
 
     Greedy decoding by default (the papers sample with a low temperature; `sample=True` for that). With
     `shuffled`, every video's frames are permuted (seeded per record): the ordered-vs-shuffled gap of
-    temporal questions measures how much the model uses frame order. `done` maps record keys to results
-    already computed (resume); `on_batch(results)` is called after each batch (to save progress).
+    temporal questions measures how much the model uses frame order. With `blind`, every question is
+    asked about another record's visual (`blind_donors`): a model that scores as well blind as it does
+    with the right visuals is not using them. `done` maps record keys to results already computed
+    (resume); `on_batch(results)` is called after each batch (to save progress).
     """
     import torch
     from tqdm import tqdm
 
     done = dict(done or {})
+    donors = blind_donors(records, seed) if blind else {}
     todo = [r for r in records if _key(r) not in done]
     results, errors = list(done.values()), []
     bar = tqdm(total=len(records), initial=len(done), desc="eval", disable=not progress, file=sys.stderr)
@@ -83,10 +118,11 @@ def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, m
         batch, visuals = [], []
         for record in todo[start : start + batch_size]:
             try:
-                visual = data.load_visual(record, num_frames, min_pixels, max_pixels)
+                visual = data.load_visual(donors.get(_key(record), record), num_frames, min_pixels, max_pixels)
             except data.SampleError as e:
                 errors.append(e)
-                print(f"unreadable, not scored: {e}", file=sys.stderr)
+                shown_for = f" (the visual --blind shows {_key(record)})" if blind else ""
+                print(f"unreadable, not scored: {e}{shown_for}", file=sys.stderr)
                 continue
             if shuffled and visual.kind == "video":
                 # crc32, not hash(): Python salts string hashes per process, and the permutation must repeat
@@ -133,7 +169,7 @@ def run(args):
         records, bad = data.load_records(path)
         for e in bad:
             print(f"bad record, not scored: {e}", file=sys.stderr)
-        name = os.path.splitext(os.path.basename(path))[0] + ("_shuffled" if args.shuffled else "")
+        name = os.path.splitext(os.path.basename(path))[0] + ("_shuffled" if args.shuffled else "") + ("_blind" if args.blind else "")
         out_path = os.path.join(args.out, name + ".json")
         done = {}
         if os.path.exists(out_path):  # resume: keep what a previous run already scored
@@ -143,7 +179,7 @@ def run(args):
         save = lambda results: write_json(out_path, {"model": args.model, "results": results, "metrics": summarize(results, len(bad))})
         results, errors = evaluate(model, processor, records, num_frames=args.num_frames, min_pixels=size["shortest_edge"],
                                    max_pixels=size["longest_edge"], max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                                   shuffled=args.shuffled, sample=args.sample, seed=args.seed, done=done, on_batch=save)
+                                   shuffled=args.shuffled, blind=args.blind, sample=args.sample, seed=args.seed, done=done, on_batch=save)
         metrics = summarize(results, len(bad) + len(errors))
         metrics["seconds"] = round(time.time() - t0, 1)
         write_json(out_path, {"model": args.model, "results": results, "metrics": metrics})
@@ -294,8 +330,9 @@ def main(argv=None):
     r.add_argument("--max_pixels", type=int, default=0, help="max pixels per frame; 0: the processor's")
     r.add_argument("--max_new_tokens", type=int, default=1024, help="tokens to generate per answer")
     r.add_argument("--shuffled", action="store_true", help="permute every video's frames (seeded): ordered-vs-shuffled gap")
+    r.add_argument("--blind", action="store_true", help="ask every question about another record's visual (same family): does the model use what it sees?")
     r.add_argument("--sample", action="store_true", help="sample (temperature 1, top-p 0.95) instead of greedy decoding")
-    r.add_argument("--seed", type=int, default=0, help="seed of the frame permutations")
+    r.add_argument("--seed", type=int, default=0, help="seed of the frame permutations and of --blind's assignment")
     r.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)")
     s = sub.add_parser("score", help="rescore a results file; the metrics are the last line")
     s.add_argument("file")

@@ -65,6 +65,46 @@ def test_run_on_the_tiny_model_and_resume(tiny_dir, synth_dir, tmp_path):
     assert json.load(open(tmp_path / "out" / "small.json"))["results"] == first["results"]
     _cli(*args, "--shuffled")
     assert len(json.load(open(tmp_path / "out" / "small_shuffled.json"))["results"]) == 5
+    _cli(*args, "--blind")
+    assert len(json.load(open(tmp_path / "out" / "small_blind.json"))["results"]) == 5
+
+
+def test_blind_donors_are_other_records_of_the_same_kind():
+    def rec(i, family, data_type="video"):
+        return {"problem_id": f"r{i}", "question_family": family, "data_type": data_type, "problem_type": "multiple choice"}
+
+    records = [rec(0, "color"), rec(1, "color"), rec(2, "color"), rec(3, "direction"), rec(4, "direction"),
+               rec(5, "size"), rec(6, "color", "image"), rec(7, "shape", "image")]
+    donors = evaluation.blind_donors(records, seed=0)
+    assert set(donors) == {f"r{i}" for i in range(8)}
+    for r in records:
+        d = donors[r["problem_id"]]
+        assert d is not r and d["data_type"] == r["data_type"]
+        if r["question_family"] in ("color", "direction") and r["data_type"] == "video":  # two or more of them
+            assert d["question_family"] == r["question_family"]
+    assert sorted(donors[f"r{i}"]["problem_id"] for i in range(3)) == ["r0", "r1", "r2"]  # a permutation of the three
+    assert {k: v["problem_id"] for k, v in evaluation.blind_donors(records, seed=0).items()} == {k: v["problem_id"] for k, v in donors.items()}
+    with pytest.raises(ValueError, match="r9.*only image"):
+        evaluation.blind_donors([rec(8, "color"), rec(9, "color", "image")])
+
+
+def test_blind_run_shows_another_records_video(tiny_dir, synth_dir, tmp_path, monkeypatch):
+    import data
+    import model as model_lib
+
+    records, _ = data.load_records(os.path.join(synth_dir, "test.json"))
+    records = records[:6]
+    shown = []
+    load_visual = data.load_visual
+    monkeypatch.setattr(data, "load_visual", lambda r, *a: shown.append(r["problem_id"]) or load_visual(r, *a))
+    model, processor = model_lib.load(str(tiny_dir))
+    size = processor.video_processor.size
+    results, errors = evaluation.evaluate(model, processor, records, num_frames=4, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"],
+                                          max_new_tokens=2, batch_size=3, blind=True, progress=False)
+    donors = evaluation.blind_donors(records)
+    assert not errors and len(results) == 6
+    assert shown == [donors[r["problem_id"]]["problem_id"] for r in records]
+    assert all(s != r["problem_id"] for s, r in zip(shown, records))
 
 
 def test_compare_two_runs(tmp_path):
