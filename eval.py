@@ -64,25 +64,27 @@ def score_record(record, output):
 # Running a model
 
 
-def blind_donors(records, seed=0):
+def blind_donors(records, seed=0, pool=None):
     """For `--blind`: every record's key -> another record whose picture or video it is shown instead.
 
     The donor is of the same data type and, where the file has more than one record of it, the same
     question family (else problem type), so the visuals look alike but say nothing about this record's
     answer. Within each such set the assignment is a seeded cyclic shift of a random order: nobody gets
     its own visual. A record alone in its set borrows from the other records of its data type; one with
-    no other record of its data type at all cannot be blinded, which is an error.
+    no other record of its data type at all cannot be blinded, which is an error. Donors come from
+    `pool` (default: the records themselves), e.g. the whole file when only its first records are scored.
     """
+    pool = records if pool is None else pool
     def kind(r):
         return (r["data_type"], str(r.get("question_family", r["problem_type"])))
 
     groups = {}
-    for r in records:
+    for r in pool:
         groups.setdefault(kind(r), []).append(r)
     donors = {}
     for key, members in sorted(groups.items()):
         if len(members) == 1:
-            others = [r for r in records if r["data_type"] == key[0] and r is not members[0]]
+            others = [r for r in pool if r["data_type"] == key[0] and r is not members[0]]
             if not others:
                 raise ValueError(f"--blind: record {_key(members[0])} ({members[0].get('_file', '?')}) is the only {key[0]}; it has no other visual to be shown")
             donors[_key(members[0])] = random.Random(f"{seed}:{_key(members[0])}").choice(others)
@@ -91,25 +93,26 @@ def blind_donors(records, seed=0):
         random.Random(f"{seed}:{key}").shuffle(order)
         for i, r in enumerate(order):
             donors[_key(r)] = order[(i + 1) % len(order)]
-    return donors
+    wanted = {_key(r) for r in records}
+    return {k: v for k, v in donors.items() if k in wanted}
 
 
 def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, max_new_tokens, batch_size=8,
-             shuffled=False, blind=False, sample=False, temperature=1.0, top_p=0.95, seed=0, done=None, on_batch=None, progress=True):
+             shuffled=False, donors=None, sample=False, temperature=1.0, top_p=0.95, seed=0, done=None, on_batch=None, progress=True):
     """Generate and score an answer for every record. Returns (results, unreadable errors).
 
     Greedy decoding by default (the papers sample with a low temperature; `sample=True` for that). With
     `shuffled`, every video's frames are permuted (seeded per record): the ordered-vs-shuffled gap of
-    temporal questions measures how much the model uses frame order. With `blind`, every question is
-    asked about another record's visual (`blind_donors`): a model that scores as well blind as it does
-    with the right visuals is not using them. `done` maps record keys to results already computed
-    (resume); `on_batch(results)` is called after each batch (to save progress).
+    temporal questions measures how much the model uses frame order. `donors` (from `blind_donors`, for
+    --blind) maps a record's key to the record whose visual is shown instead: a model that scores as
+    well blind as it does with the right visuals is not using them. `done` maps record keys to results
+    already computed (resume); `on_batch(results)` is called after each batch (to save progress).
     """
     import torch
     from tqdm import tqdm
 
     done = dict(done or {})
-    donors = blind_donors(records, seed) if blind else {}
+    donors = donors or {}
     todo = [r for r in records if _key(r) not in done]
     results, errors = list(done.values()), []
     bar = tqdm(total=len(records), initial=len(done), desc="eval", disable=not progress, file=sys.stderr)
@@ -121,7 +124,7 @@ def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, m
                 visual = data.load_visual(donors.get(_key(record), record), num_frames, min_pixels, max_pixels)
             except data.SampleError as e:
                 errors.append(e)
-                shown_for = f" (the visual --blind shows {_key(record)})" if blind else ""
+                shown_for = f" (the visual shown to {_key(record)})" if _key(record) in donors else ""
                 print(f"unreadable, not scored: {e}{shown_for}", file=sys.stderr)
                 continue
             if shuffled and visual.kind == "video":
@@ -179,7 +182,7 @@ def run(args):
         save = lambda results: write_json(out_path, {"model": args.model, "results": results, "metrics": summarize(results, len(bad))})
         results, errors = evaluate(model, processor, records, num_frames=args.num_frames, min_pixels=size["shortest_edge"],
                                    max_pixels=size["longest_edge"], max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                                   shuffled=args.shuffled, blind=args.blind, sample=args.sample, seed=args.seed, done=done, on_batch=save)
+                                   shuffled=args.shuffled, donors=blind_donors(records, args.seed) if args.blind else None, sample=args.sample, seed=args.seed, done=done, on_batch=save)
         metrics = summarize(results, len(bad) + len(errors))
         metrics["seconds"] = round(time.time() - t0, 1)
         write_json(out_path, {"model": args.model, "results": results, "metrics": metrics})

@@ -738,23 +738,33 @@ def log_completions(micro, args, step):
 
 
 def held_out_eval(model_dir, args, test_path, accelerator):
-    """Greedy held-out evaluation of a saved model (main process; the others wait)."""
+    """Greedy held-out evaluation of a saved model (main process; the others wait), with each record's
+    own video and with another record's (eval.py's --blind). Returns the two metrics dicts."""
     import eval as evaluation
     import model as model_lib
 
     metrics = None
     if accelerator.is_main_process:
         model, processor = model_lib.load(model_dir, device=accelerator.device)
-        records, _ = data.load_records(test_path)
-        records = records[: args.eval_limit] if args.eval_limit else records
+        everything, _ = data.load_records(test_path)
+        records = everything[: args.eval_limit] if args.eval_limit else everything
         size = processor.video_processor.size
-        results, errors = evaluation.evaluate(model, processor, records, num_frames=args.num_frames, min_pixels=size["shortest_edge"],
-                                              max_pixels=size["longest_edge"], max_new_tokens=args.max_completion_length, batch_size=16)
-        metrics = evaluation.summarize(results, len(errors))
-        evaluation.write_json(os.path.join(os.path.dirname(model_dir), "eval_test.json"),
-                              {"model": model_dir, "eval_limit": args.eval_limit, "results": results, "metrics": metrics})
+        try:
+            donors = evaluation.blind_donors(records, pool=everything)
+        except ValueError as e:  # e.g. a test split with a single image: it has no other image to be shown
+            print(f"no blind evaluation: {e}", file=sys.stderr)
+            donors = None
+        metrics = [None, None]
+        for i, (name, shown) in enumerate((("eval_test", None), ("eval_test_blind", donors))):
+            if name == "eval_test_blind" and donors is None:
+                continue
+            results, errors = evaluation.evaluate(model, processor, records, num_frames=args.num_frames, min_pixels=size["shortest_edge"],
+                                                  max_pixels=size["longest_edge"], max_new_tokens=args.max_completion_length, batch_size=16, donors=shown)
+            metrics[i] = evaluation.summarize(results, len(errors))
+            evaluation.write_json(os.path.join(os.path.dirname(model_dir), f"{name}.json"),
+                                  {"model": model_dir, "eval_limit": args.eval_limit, "results": results, "metrics": metrics[i]})
     accelerator.wait_for_everyone()
-    return metrics
+    return metrics or (None, None)
 
 
 def main_job(args):
@@ -780,35 +790,39 @@ def main_job(args):
     stages["sft_s"] = round(time.time() - t0, 1)
     test_path = os.path.join(SYNTH_DIR, "test.json")
     t0 = time.time()
-    cached = os.path.join(sft_args.output_dir, "eval_test.json")
-    if os.path.exists(cached) and json.load(open(cached)).get("eval_limit") == args.eval_limit:
-        before = json.load(open(cached))["metrics"]  # the same SFT model on the same split: evaluated once
+    cached = [os.path.join(sft_args.output_dir, f"{name}.json") for name in ("eval_test", "eval_test_blind")]
+    if all(os.path.exists(c) and json.load(open(c)).get("eval_limit") == args.eval_limit for c in cached):
+        before, before_blind = (json.load(open(c))["metrics"] for c in cached)  # the same SFT model on the same split: evaluated once
     else:
-        before = held_out_eval(sft_final, args, test_path, accelerator)
+        before, before_blind = held_out_eval(sft_final, args, test_path, accelerator)
     stages["eval_sft_s"] = round(time.time() - t0, 1)
     t0 = time.time()
     rl_args = Args(**{**asdict(args), "model": sft_final, "data": os.path.join(SYNTH_DIR, "train.json")})
     train(rl_args)
     stages["rl_s"] = round(time.time() - t0, 1)
     t0 = time.time()
-    after = held_out_eval(os.path.join(args.output_dir, "final"), args, test_path, accelerator)
+    after, after_blind = held_out_eval(os.path.join(args.output_dir, "final"), args, test_path, accelerator)
     stages["eval_rl_s"] = round(time.time() - t0, 1)
     if accelerator.is_main_process:
         summary = {"algo": args.algo + ("+da" if args.da else ""), "seed": args.seed, "sft_accuracy": before["overall"], "rl_accuracy": after["overall"],
-                   "sft": before, "rl": after, "wall_time_s": round(time.time() - t_start, 1), "stages": stages,
+                   "sft_blind_accuracy": (before_blind or {}).get("overall"), "rl_blind_accuracy": (after_blind or {}).get("overall"),
+                   "sft": before, "rl": after, "sft_blind": before_blind, "rl_blind": after_blind, "wall_time_s": round(time.time() - t_start, 1), "stages": stages,
                    "sft_checkpoint": sft_final, "test_file": test_path}
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
-        print(before_after_table(before, after, args))
+        print(before_after_table(before, after, args, before_blind, after_blind))
         print(f"wall time {summary['wall_time_s']} s ({stages}); summary: {os.path.join(args.output_dir, 'summary.json')}")
 
 
-def before_after_table(before, after, args):
+def before_after_table(before, after, args, before_blind, after_blind):
+    """Markdown: held-out scores of the SFT start and the RL model, overall, by kind and family, and
+    overall with another record's video (a model that scores as well blind does not use its input)."""
     rows = [("overall (score)", "overall"), ("accuracy (non-regression)", "accuracy"), ("MRA (regression)", "mra"),
             ("temporal questions", "temporal"), ("static questions", "static")]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"
     lines = [f"| held-out ({before['n']} records) | SFT | SFT + {args.algo}{'+da' if args.da else ''} |", "|---|---|---|"]
     lines += [f"| {name} | {fmt(before.get(key))} | {fmt(after.get(key))} |" for name, key in rows]
+    lines.append(f"| overall, another record's video (blind) | {fmt((before_blind or {}).get('overall'))} | {fmt((after_blind or {}).get('overall'))} |")
     for family in before.get("by_question_family", {}):
         b, a = before["by_question_family"][family], after["by_question_family"].get(family, {})
         lines.append(f"| family: {family} (n={b['n']}) | {fmt(b['score'])} | {fmt(a.get('score'))} |")

@@ -86,6 +86,9 @@ def test_blind_donors_are_other_records_of_the_same_kind():
     assert {k: v["problem_id"] for k, v in evaluation.blind_donors(records, seed=0).items()} == {k: v["problem_id"] for k, v in donors.items()}
     with pytest.raises(ValueError, match="r9.*only image"):
         evaluation.blind_donors([rec(8, "color"), rec(9, "color", "image")])
+    # scoring only the first records, donors may come from the rest of the file
+    few = evaluation.blind_donors(records[5:7], pool=records)
+    assert set(few) == {"r5", "r6"} and few["r6"]["problem_id"] == "r7"
 
 
 def test_blind_run_shows_another_records_video(tiny_dir, synth_dir, tmp_path, monkeypatch):
@@ -99,9 +102,9 @@ def test_blind_run_shows_another_records_video(tiny_dir, synth_dir, tmp_path, mo
     monkeypatch.setattr(data, "load_visual", lambda r, *a: shown.append(r["problem_id"]) or load_visual(r, *a))
     model, processor = model_lib.load(str(tiny_dir))
     size = processor.video_processor.size
-    results, errors = evaluation.evaluate(model, processor, records, num_frames=4, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"],
-                                          max_new_tokens=2, batch_size=3, blind=True, progress=False)
     donors = evaluation.blind_donors(records)
+    results, errors = evaluation.evaluate(model, processor, records, num_frames=4, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"],
+                                          max_new_tokens=2, batch_size=3, donors=donors, progress=False)
     assert not errors and len(results) == 6
     assert shown == [donors[r["problem_id"]]["problem_id"] for r in records]
     assert all(s != r["problem_id"] for s, r in zip(shown, records))

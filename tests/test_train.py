@@ -89,4 +89,6 @@ def test_main_job_shortened(tmp_path):
     summary = json.load(open(tmp_path / "runs" / "reg_grpo-seed0" / "summary.json"))
     assert 0 <= summary["sft_accuracy"] <= 1 and 0 <= summary["rl_accuracy"] <= 1 and summary["wall_time_s"] > 0
     assert summary["sft"]["n"] == summary["rl"]["n"] == 6
-    assert "| temporal questions |" in out.stdout and os.path.isdir(tmp_path / "data" / "tiny-qwen2.5-vl")
+    assert summary["sft_blind"]["n"] == summary["rl_blind"]["n"] == 6 and 0 <= summary["rl_blind_accuracy"] <= 1
+    assert "| temporal questions |" in out.stdout and "| overall, another record's video (blind) |" in out.stdout
+    assert os.path.isdir(tmp_path / "data" / "tiny-qwen2.5-vl")
