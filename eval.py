@@ -75,6 +75,7 @@ def blind_donors(records, seed=0, pool=None):
     `pool` (default: the records themselves), e.g. the whole file when only its first records are scored.
     """
     pool = records if pool is None else pool
+
     def kind(r):
         return (r["data_type"], str(r.get("question_family", r["problem_type"])))
 

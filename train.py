@@ -754,17 +754,15 @@ def held_out_eval(model_dir, args, test_path, accelerator):
         except ValueError as e:  # e.g. a test split with a single image: it has no other image to be shown
             print(f"no blind evaluation: {e}", file=sys.stderr)
             donors = None
-        metrics = [None, None]
-        for i, (name, shown) in enumerate((("eval_test", None), ("eval_test_blind", donors))):
-            if name == "eval_test_blind" and donors is None:
-                continue
+        metrics = {"eval_test": None, "eval_test_blind": None}
+        for name, shown in [("eval_test", None)] + ([("eval_test_blind", donors)] if donors is not None else []):
             results, errors = evaluation.evaluate(model, processor, records, num_frames=args.num_frames, min_pixels=size["shortest_edge"],
                                                   max_pixels=size["longest_edge"], max_new_tokens=args.max_completion_length, batch_size=16, donors=shown)
-            metrics[i] = evaluation.summarize(results, len(errors))
+            metrics[name] = evaluation.summarize(results, len(errors))
             evaluation.write_json(os.path.join(os.path.dirname(model_dir), f"{name}.json"),
-                                  {"model": model_dir, "eval_limit": args.eval_limit, "results": results, "metrics": metrics[i]})
+                                  {"model": model_dir, "eval_limit": args.eval_limit, "results": results, "metrics": metrics[name]})
     accelerator.wait_for_everyone()
-    return metrics or (None, None)
+    return (metrics["eval_test"], metrics["eval_test_blind"]) if metrics else (None, None)
 
 
 def main_job(args):
