@@ -112,7 +112,7 @@ def tiny_model():
     import model as model_lib
 
     model = model_lib.load_model(MODEL_DIR).train()
-    model.generation_config.suppress_tokens = [model.config.vision_start_token_id, model.config.image_token_id, model.config.video_token_id]
+    model.generation_config.suppress_tokens = model_lib.vision_placeholder_ids(model.config)
     for param in model.parameters():
         param.detach().sum()
     return model

@@ -328,6 +328,12 @@ def vision_module(model) -> torch.nn.Module:
     raise AttributeError(f"no vision tower found on {type(model).__name__}")
 
 
+def vision_placeholder_ids(config) -> list:
+    """<|vision_start|>, <|image_pad|>, <|video_pad|> of a Qwen2.5-VL config: tokens a completion must never
+    contain (the log-prob pass would look for a picture that is not there), so rollouts suppress them."""
+    return [config.vision_start_token_id, config.image_token_id, config.video_token_id]
+
+
 def load_model(
     name_or_path, *, dtype=None, device=None, attn_implementation=None,
     gradient_checkpointing=False, freeze_vision=False, trust_remote_code=False,

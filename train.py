@@ -266,9 +266,8 @@ def sample_group(model, processor, record, visual, n, args, hint=None):
     was_training = model.training
     model.eval()
     nucleus = model_lib.NucleusFilter(args.temperature, args.top_p)  # transformers' temperature + top-p, without the full sort
-    # a vision placeholder inside a completion would make the log-prob pass look for a picture that is not there
-    placeholders = [model.config.vision_start_token_id, model.config.image_token_id, model.config.video_token_id]
-    out = model.generate(**prompt, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=[nucleus], suppress_tokens=placeholders,
+    out = model.generate(**prompt, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=[nucleus],
+                         suppress_tokens=model_lib.vision_placeholder_ids(model.config),
                          max_new_tokens=args.max_completion_length, num_return_sequences=n, use_cache=True,
                          synced_gpus=False)  # weights are whole here (model.gathered_for_generation): no lockstep with other processes
     model.train(was_training)
