@@ -9,7 +9,7 @@ nothing (like nanoGPT's bench.py).
 The comparisons, each measured in the same run on the same machine:
   1. log-prob pass peak memory: model.py's chunked pass (what train.py trains with) vs the naive
      full-vocabulary fp32 log-softmax, forward + backward, G = 8 completions of 512 tokens, V = 151,936;
-  2. rollout time: train.py's sample_group + score_group vs a bare model.generate of the same tokens;
+  2. rollout time: train.py's sample_group + score_group vs a bare sampling model.generate;
   3. step time (rollout, reference log-probs, loss, backward, optimizer step) at G = 4 and G = 16;
   4. one GRPO step on image prompts against TRL's GRPOTrainer (pip install -r requirements-bench.txt).
 
@@ -206,8 +206,9 @@ def worker_logprob(variant, G, T):
 
 def worker_rollout(G, T, reps):
     """Comparison 2. Our rollout (train.sample_group: prompt text, processor, generate, end-of-turn mask,
-    decode; then train.score_group: rewards) vs a bare model.generate on the same processor inputs, with
-    the same seed before each call. Video decoding is data loading and is in neither. Pairs alternate
+    decode; then train.score_group: rewards) vs a bare model.generate(do_sample=True) on the same processor
+    inputs, with the same seed before each call. The two draw from the same temperature + top-p distribution
+    with different random numbers (model.NucleusSampler), so their tokens differ. Video decoding is data loading and is in neither. Pairs alternate
     which side runs first; the first pair is a warm-up."""
     import torch
 
@@ -236,7 +237,7 @@ def worker_rollout(G, T, reps):
         return time.perf_counter() - t0, out[:, P:]
 
     model.eval()
-    times, same, lengths = {"ours": [], "bare": []}, True, []
+    times, lengths = {"ours": [], "bare": []}, []
     for rep in range(reps + 1):
         order = [("ours", ours), ("bare", bare)] if rep % 2 == 0 else [("bare", bare), ("ours", ours)]
         ids = {}
@@ -244,10 +245,8 @@ def worker_rollout(G, T, reps):
             seconds, ids[name] = fn(seed=1000 + rep)
             if rep > 0:
                 times[name].append(seconds)
-        same = same and torch.equal(ids["ours"], ids["bare"])
         lengths.append(ids["ours"].shape[1])
-    return {"ours_s": sum(times["ours"]) / reps, "bare_s": sum(times["bare"]) / reps, "same_tokens": same,
-            "new_tokens": max(lengths)}  # fmt: skip
+    return {"ours_s": sum(times["ours"]) / reps, "bare_s": sum(times["bare"]) / reps, "new_tokens": max(lengths)}  # fmt: skip
 
 
 class OurTrainer:
@@ -507,7 +506,8 @@ def run_all(sizes, quick):
         ratio = r["ours_s"] / r["bare_s"]
         lines.append(row(f"2. rollout time, video prompt (G={G}, {T} new tokens, mean of {sizes.rollout_reps})", f"{r['ours_s']:.2f} s",
                          f"{r['bare_s']:.2f} s (bare generate)", f"{ratio:.3f}x", f"<= {GOALS['rollout']}x", yes(ratio <= GOALS["rollout"])))  # fmt: skip
-        notes.append(f"2: identical tokens in every pair: {r['same_tokens']}; {r['new_tokens']} new tokens per completion")
+        notes.append(f"2: up to {r['new_tokens']} new tokens per completion; both sides sample the same distribution with different "
+                     "random numbers (tests/test_model.py::test_nucleus_sampler_draws_from_the_nucleus_distribution)")
 
     # 3. step time vs G
     Gs, T = sizes.step_Gs, sizes.step_T

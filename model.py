@@ -612,6 +612,57 @@ class NucleusFilter(LogitsProcessor):
         return scores.masked_fill(~keep, float("-inf"))
 
 
+class NucleusSampler(NucleusFilter):
+    """Temperature + top-p sampling done inside a logits processor: it draws the next token from the
+    nucleus itself and returns scores that are 0 at that token and -inf elsewhere, so that
+    `generate(do_sample=False)` (whose argmax then picks the drawn token) samples with the same
+    distribution as `do_sample=True` with NucleusFilter. Why: transformers draws with `torch.multinomial`
+    over all 151,936 probabilities, whose CPU kernel makes one exponential random number per entry, about
+    10 ms per row and token, half of a tiny model's rollout time (measured with torch.profiler); here the
+    draw is over the `k` most likely tokens when they hold the nucleus, and over the whole row only when
+    they do not. Greedy generation has no num_return_sequences: see `shared_visual_inputs`."""
+
+    def __call__(self, input_ids, scores):
+        filtered = super().__call__(input_ids, scores).float()  # [N, V], -inf outside the nucleus
+        top, top_idx = filtered.topk(min(self.k, filtered.shape[-1]), dim=-1)  # [N, k] descending
+        probs = (top - filtered.logsumexp(-1, keepdim=True)).exp()  # [N, k], probabilities within the nucleus
+        token = top_idx.gather(-1, torch.multinomial(probs, 1))  # [N, 1]
+        wide = probs.sum(-1) < 1 - 1e-4  # the nucleus has more than k tokens: draw over the whole row
+        if wide.any():
+            token[wide] = torch.multinomial(filtered[wide].softmax(-1), 1)
+        return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
+
+
+def encode_visuals(model, prompt, copies):
+    """The image or video of one prompt (processor output) through the vision tower once, its features
+    listed `copies` times, with the grid rows to match: {"video"/"image": (features, grid, seconds)}.
+    Repeating the same tensor makes the copies share gradients correctly in a training forward."""
+    encoded = {}
+    if prompt.get("pixel_values_videos") is not None:
+        features = model.model.get_video_features(prompt["pixel_values_videos"], prompt["video_grid_thw"], return_dict=True).pooler_output
+        encoded["video"] = (list(features) * copies, prompt["video_grid_thw"].repeat(copies, 1),
+                            torch.as_tensor(prompt["second_per_grid_ts"]).repeat(copies))
+    if prompt.get("pixel_values") is not None:
+        features = model.model.get_image_features(prompt["pixel_values"], prompt["image_grid_thw"], return_dict=True).pooler_output
+        encoded["image"] = (list(features) * copies, prompt["image_grid_thw"].repeat(copies, 1), None)
+    return encoded
+
+
+def shared_visual_inputs(model, prompt, copies):
+    """generate() keyword arguments for `copies` rows of one prompt whose picture is encoded once and
+    passed as `mm_encoder_outputs`: what num_return_sequences does, for greedy-mode generation with
+    NucleusSampler (transformers refuses num_return_sequences without do_sample)."""
+    inputs = {key: prompt[key].repeat(copies, 1) for key in ("input_ids", "attention_mask", "mm_token_type_ids") if prompt.get(key) is not None}
+    encoded = encode_visuals(model, prompt, copies)
+    if "video" in encoded:
+        features, grid, seconds = encoded["video"]
+        inputs.update(video_grid_thw=grid, second_per_grid_ts=seconds)
+    if "image" in encoded:
+        inputs["image_grid_thw"] = encoded["image"][1]
+    inputs["mm_encoder_outputs"] = {kind: BaseModelOutputWithPooling(pooler_output=tuple(v[0])) for kind, v in encoded.items()}
+    return inputs
+
+
 # -----------------------------------------------------------------------------
 # Per-token log-probabilities of completions, memory-efficiently
 #
@@ -665,15 +716,12 @@ def batch_logprobs(model, groups, chunk_size=256):
             left = nn.functional.pad(values, (pad_left, 0), value=fill).expand(G, -1)  # [G, P]
             right = torch.ones_like(completion) if key == "attention_mask" else (completion if key == "input_ids" else torch.zeros_like(completion))
             rows[key].append(torch.cat([left, right.to(left.dtype)], dim=1))  # [G, P+T]
-        if prompt.get("pixel_values_videos") is not None:
-            features = model.model.get_video_features(prompt["pixel_values_videos"], prompt["video_grid_thw"], return_dict=True).pooler_output
-            video["features"] += list(features) * G
-            video["grid"].append(prompt["video_grid_thw"].repeat(G, 1))
-            video["seconds"].append(torch.as_tensor(prompt["second_per_grid_ts"]).repeat(G))
-        if prompt.get("pixel_values") is not None:
-            features = model.model.get_image_features(prompt["pixel_values"], prompt["image_grid_thw"], return_dict=True).pooler_output
-            image["features"] += list(features) * G
-            image["grid"].append(prompt["image_grid_thw"].repeat(G, 1))
+        for kind, (features, grid, seconds) in encode_visuals(model, prompt, G).items():
+            store = video if kind == "video" else image
+            store["features"] += features
+            store["grid"].append(grid)
+            if seconds is not None:
+                store["seconds"].append(seconds)
     inputs = {key: torch.cat(values) for key, values in rows.items()}  # each [N, P+T]
     encoded = {}
     if video["features"]:

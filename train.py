@@ -257,19 +257,18 @@ def completion_mask(ids, eos_ids):
 
 @torch.no_grad()
 def sample_group(model, processor, record, visual, n, args, hint=None):
-    """n completions of one prompt from one batched generate call. transformers encodes the video once
-    and shares the features across the n sequences (generate's multimodal encoder step runs before the
-    inputs are expanded), and second_per_grid_ts goes in exactly as the log-prob pass will use it."""
+    """n completions of one prompt from one batched generate call. The video is encoded once and its
+    features shared by the n rows (model.shared_visual_inputs), second_per_grid_ts goes in exactly as the
+    log-prob pass will use it, and model.NucleusSampler draws each token (generate itself runs greedy)."""
     import model as model_lib
 
     prompt = data.processor_inputs(processor, [data.prompt_text(processor, record, hint)], [visual]).to(model.device)
     was_training = model.training
     model.eval()
-    nucleus = model_lib.NucleusFilter(args.temperature, args.top_p)  # transformers' temperature + top-p, without the full sort
-    out = model.generate(**prompt, do_sample=True, temperature=1.0, top_p=1.0, top_k=0, logits_processor=[nucleus],
-                         suppress_tokens=model_lib.vision_placeholder_ids(model.config),
-                         max_new_tokens=args.max_completion_length, num_return_sequences=n, use_cache=True,
-                         synced_gpus=False)  # weights are whole here (model.gathered_for_generation): no lockstep with other processes
+    sampler = model_lib.NucleusSampler(args.temperature, args.top_p)  # temperature + top-p, drawn without the full-vocabulary multinomial
+    out = model.generate(**model_lib.shared_visual_inputs(model, prompt, n), do_sample=False, logits_processor=[sampler],
+                         suppress_tokens=model_lib.vision_placeholder_ids(model.config), max_new_tokens=args.max_completion_length,
+                         use_cache=True, synced_gpus=False)  # weights are whole here (model.gathered_for_generation): no lockstep with other processes
     model.train(was_training)
     ids = out[:, prompt["input_ids"].shape[1]:]  # [n, T]
     eos_ids = torch.tensor(model.generation_config.eos_token_id if isinstance(model.generation_config.eos_token_id, list)

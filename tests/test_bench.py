@@ -31,7 +31,7 @@ def test_quick_prints_every_row():
         assert "SKIPPED: trl is not installed" in text and "pip install -r requirements-bench.txt" in text
     else:
         assert any(r.startswith("| 4a. GRPO step time") for r in rows) and any(r.startswith("| 4b. GRPO peak memory") for r in rows), text
-    assert "identical tokens in every pair: True" in text  # our rollout samples exactly what generate samples
+    assert "new tokens per completion; both sides sample the same distribution" in text
 
 
 def test_memory_plan_prints_both_models_and_settings():
