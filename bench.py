@@ -208,8 +208,8 @@ def worker_rollout(G, T, reps):
     """Comparison 2. Our rollout (train.sample_group: prompt text, processor, generate, end-of-turn mask,
     decode; then train.score_group: rewards) vs a bare model.generate(do_sample=True) on the same processor
     inputs, with the same seed before each call. The two draw from the same temperature + top-p distribution
-    with different random numbers (model.NucleusSampler), so their tokens differ. Video decoding is data loading and is in neither. Pairs alternate
-    which side runs first; the first pair is a warm-up."""
+    with different random numbers (model.NucleusSampler), so their tokens differ. Video decoding is data
+    loading and is in neither. Pairs alternate which side runs first; the first pair is a warm-up."""
     import torch
 
     import data

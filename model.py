@@ -592,23 +592,36 @@ class NucleusFilter(LogitsProcessor):
             raise ValueError(f"need temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
         self.temperature, self.top_p, self.k = temperature, top_p, k
 
-    def __call__(self, input_ids, scores):
+    def _nucleus(self, scores):
+        """Tempered scores, and (top-k probabilities [N, k], their token ids, which of them the nucleus keeps,
+        rows whose nucleus reaches past the k) or None when top_p is 1 (no filter)."""
         if self.temperature != 1.0:
             scores = scores / self.temperature
         if self.top_p >= 1.0:
-            return scores
+            return scores, None
         probs = scores.float().softmax(-1)  # [N, V]
         top, top_idx = probs.topk(min(self.k, probs.shape[-1]), dim=-1)  # [N, k], descending
         above = top.cumsum(-1) - top  # mass of the tokens ranked above each one
         keep_top = above < self.top_p
         keep_top[:, 0] = True  # the most likely token always stays
-        keep = torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, top_idx, keep_top)
         wide = top.sum(-1) < self.top_p  # rows whose nucleus reaches past the k most likely tokens
-        if wide.any():  # transformers' own computation (ascending sort and cumsum), for identical rounding
-            sorted_scores, order = scores[wide].sort(-1)
-            keep_sorted = sorted_scores.softmax(-1).cumsum(-1) > 1 - self.top_p
-            keep_sorted[:, -1] = True
-            keep[wide] = torch.zeros_like(keep_sorted).scatter_(-1, order, keep_sorted)
+        return scores, (top, top_idx, keep_top, wide)
+
+    def _sorted_keep(self, scores):
+        """transformers' own computation (ascending sort and cumsum), for identical rounding: keep mask [n, V]."""
+        sorted_scores, order = scores.sort(-1)
+        keep_sorted = sorted_scores.softmax(-1).cumsum(-1) > 1 - self.top_p
+        keep_sorted[:, -1] = True
+        return torch.zeros_like(keep_sorted).scatter_(-1, order, keep_sorted)
+
+    def __call__(self, input_ids, scores):
+        scores, nucleus = self._nucleus(scores)
+        if nucleus is None:
+            return scores
+        top, top_idx, keep_top, wide = nucleus
+        keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, top_idx, keep_top)
+        if wide.any():
+            keep[wide] = self._sorted_keep(scores[wide])
         return scores.masked_fill(~keep, float("-inf"))
 
 
@@ -623,13 +636,15 @@ class NucleusSampler(NucleusFilter):
     they do not. Greedy generation has no num_return_sequences: see `shared_visual_inputs`."""
 
     def __call__(self, input_ids, scores):
-        filtered = super().__call__(input_ids, scores).float()  # [N, V], -inf outside the nucleus
-        top, top_idx = filtered.topk(min(self.k, filtered.shape[-1]), dim=-1)  # [N, k] descending
-        probs = (top - filtered.logsumexp(-1, keepdim=True)).exp()  # [N, k], probabilities within the nucleus
-        token = top_idx.gather(-1, torch.multinomial(probs, 1))  # [N, 1]
-        wide = probs.sum(-1) < 1 - 1e-4  # the nucleus has more than k tokens: draw over the whole row
-        if wide.any():
-            token[wide] = torch.multinomial(filtered[wide].softmax(-1), 1)
+        scores, nucleus = self._nucleus(scores)
+        if nucleus is None:  # no top-p: the whole tempered distribution
+            token = torch.multinomial(scores.float().softmax(-1), 1)  # [N, 1]
+        else:
+            top, top_idx, keep_top, wide = nucleus
+            token = top_idx.gather(-1, torch.multinomial(top * keep_top, 1))  # [N, 1]; multinomial normalises
+            if wide.any():
+                filtered = scores[wide].masked_fill(~self._sorted_keep(scores[wide]), float("-inf"))
+                token[wide] = torch.multinomial(filtered.float().softmax(-1), 1)
         return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
 
 
@@ -655,7 +670,7 @@ def shared_visual_inputs(model, prompt, copies):
     inputs = {key: prompt[key].repeat(copies, 1) for key in ("input_ids", "attention_mask", "mm_token_type_ids") if prompt.get(key) is not None}
     encoded = encode_visuals(model, prompt, copies)
     if "video" in encoded:
-        features, grid, seconds = encoded["video"]
+        _, grid, seconds = encoded["video"]
         inputs.update(video_grid_thw=grid, second_per_grid_ts=seconds)
     if "image" in encoded:
         inputs["image_grid_thw"] = encoded["image"][1]
