@@ -83,5 +83,5 @@ def warm(tiny_dir, synth_dir, tmp_path_factory):
 def rl_args(warm, out, algo, *extra):
     sft_dir, data_path = warm
     return ["train.py", "--algo", algo, "--model", os.path.join(sft_dir, "final"), "--data", data_path, "--output_dir", out,
-            "--num_generations", "4", "--max_completion_length", "16", "--learning_rate", "1e-3", "--num_frames", "4",
+            "--num_generations", "4", "--batch_size", "1", "--max_completion_length", "16", "--learning_rate", "1e-3", "--num_frames", "4",
             "--seed", "1", *extra]

@@ -83,7 +83,7 @@ def test_main_job_shortened(tmp_path):
     """`train.py --algo reg_grpo` with no --model/--data, every stage shrunk, in an empty folder: builds
     the tiny model and the data, SFT, evaluation, RL, evaluation, table and summary.json."""
     out = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6",
-                          "--sft_steps", "2", "--sft_batch_size", "2", "--max_steps", "1", "--num_generations", "2", "--max_completion_length", "8"],
+                          "--sft_steps", "2", "--sft_batch_size", "2", "--max_steps", "1", "--batch_size", "2", "--num_generations", "2", "--max_completion_length", "8"],
                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     summary = json.load(open(tmp_path / "runs" / "reg_grpo-seed0" / "summary.json"))
@@ -92,3 +92,26 @@ def test_main_job_shortened(tmp_path):
     assert summary["sft_blind"]["n"] == summary["rl_blind"]["n"] == 6 and 0 <= summary["rl_blind_accuracy"] <= 1
     assert "| temporal questions |" in out.stdout and "| overall, another record's video (blind) |" in out.stdout
     assert os.path.isdir(tmp_path / "data" / "tiny-qwen2.5-vl")
+
+
+def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
+    """A data/synth (or an SFT start trained on one) from other --synth_* settings is not silently reused."""
+    sys.path.insert(0, ROOT)
+    import train
+
+    args = train.parse_args(["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6"])
+    wanted = train.synth_config(args)
+    assert wanted["families"] == ("color", "approach", "size") and wanted["train"] == 16 and wanted["size"] == 0.5
+    path = tmp_path / "synth_config.json"
+    path.write_text(json.dumps(wanted))
+    train.check_synth_config(str(path), wanted, "delete it")  # same settings: accepted
+    path.write_text(json.dumps({**wanted, "families": list(train.ALL_FAMILIES)}))
+    with pytest.raises(SystemExit, match=r"synth_config.json: made with other benchmark settings \(families: .*direction.* there, .*; delete it"):
+        train.check_synth_config(str(path), wanted, "delete it")
+    path.write_text(json.dumps({**wanted, "size": 0.35}))
+    with pytest.raises(SystemExit, match=r"size: 0.35 there, 0.5 asked"):
+        train.check_synth_config(str(path), wanted, "delete it")
+    with pytest.raises(SystemExit, match="no synth_config.json"):
+        train.check_synth_config(str(tmp_path / "missing.json"), wanted, "delete it")
+    with pytest.raises(ValueError, match="unknown or no families"):
+        train.synth_config(train.parse_args(["--synth_families", "color,colour"]))
