@@ -585,6 +585,11 @@ def synth_split(out_dir, split, num, seed, cfg, avoid=frozenset()):
     return records, seen
 
 
+def synth_settings(num_train, num_test, seed, cfg):
+    """What synth_config.json records of a generated benchmark: enough to tell whether a cached one matches."""
+    return {"seed": seed, "train": num_train, "test": num_test, **cfg.__dict__}
+
+
 def synth(out_dir, num_train, num_test, seed, cfg):
     """Write out_dir/train.json and out_dir/test.json with their media. Deterministic per seed."""
     train, seen = synth_split(out_dir, "train", num_train, seed, cfg)
@@ -593,7 +598,7 @@ def synth(out_dir, num_train, num_test, seed, cfg):
         with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
             json.dump(records, f, indent=1)
     with open(os.path.join(out_dir, "synth_config.json"), "w") as f:
-        json.dump({"seed": seed, "train": num_train, "test": num_test, **cfg.__dict__}, f, indent=1)
+        json.dump(synth_settings(num_train, num_test, seed, cfg), f, indent=1)
     return train, test
 
 

@@ -408,14 +408,15 @@ def synth_config(args):
     unknown = sorted(set(families) - set(ALL_FAMILIES))
     if unknown or not families:
         raise ValueError(f"--synth_families {args.synth_families!r}: unknown or no families {unknown}; choose from {', '.join(ALL_FAMILIES)}")
-    return {"seed": 0, "train": args.synth_train, "test": args.synth_test, **asdict(data.SynthConfig(families=families, size=args.synth_size))}
+    return data.synth_settings(args.synth_train, args.synth_test, 0, data.SynthConfig(families=families, size=args.synth_size))
 
 
 def check_synth_config(path, wanted, remedy):
     """A cached benchmark, or a model trained on one, is reused only if it was made with the same settings."""
     have = json.load(open(path)) if os.path.isfile(path) else None
-    if have != json.loads(json.dumps(wanted)):
-        diff = "no synth_config.json" if have is None else ", ".join(f"{k}: {have.get(k)!r} there, {v!r} asked" for k, v in json.loads(json.dumps(wanted)).items() if have.get(k) != v)
+    wanted = json.loads(json.dumps(wanted))  # as it reads back from the file (tuples become lists)
+    if have != wanted:
+        diff = "no synth_config.json" if have is None else ", ".join(f"{k}: {have.get(k)!r} there, {v!r} asked" for k, v in wanted.items() if have.get(k) != v)
         raise SystemExit(f"{path}: made with other benchmark settings ({diff}); {remedy}")
 
 
