@@ -167,7 +167,8 @@ def _fsdp2_worker(tiny_dir):
     assert all(torch.equal(out, expected) for out in outputs)
     assert isinstance(base.model.language_model.layers[0].self_attn.q_proj.weight, DTensor)  # sharded again
     policy([({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, torch.tensor([[5, 6, 7]]))]).sum().backward()
-    print(f"fsdp2 ok rank {rank}", flush=True)
+    sys.stdout.write(f"fsdp2 ok rank {rank}\n")  # one write: print() writes the newline separately, and two ranks interleave
+    sys.stdout.flush()
     dist.destroy_process_group()
 
 
