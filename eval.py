@@ -283,10 +283,11 @@ def ablation_table(runs):
         values = [r[key] for r in rows if key in r]
         return float(np.mean(values)) if values else None
 
-    lines = ["| run | seeds | held-out overall | temporal | static | zero-std groups | T-GRPO ordered - shuffled |", "|---|---|---|---|---|---|---|"]
+    lines = ["| run | seeds | held-out overall | RL - SFT, same seed (seeds up) | temporal | static | zero-std groups | T-GRPO ordered - shuffled |",
+             "|---|---|---|---|---|---|---|---|"]
     summaries = {name: [json.load(open(os.path.join(d, "summary.json"))) for d in dirs] for name, dirs in runs.items()}
     first = next(iter(summaries.values()))
-    lines.append(f"| SFT (start of every run) | {len(first)} | {stat([s['sft']['overall'] for s in first])} | "
+    lines.append(f"| SFT (start of every run) | {len(first)} | {stat([s['sft']['overall'] for s in first])} | - | "
                  f"{stat([s['sft'].get('temporal') for s in first])} | {stat([s['sft'].get('static') for s in first])} | - | - |")
     for name, dirs in runs.items():
         s = summaries[name]
@@ -295,7 +296,9 @@ def ablation_table(runs):
         else:
             zero = stat([mean_metric(d, "adv/zero_std_frac") for d in dirs])
         gap = stat([mean_metric(d, "tgrpo/acc_ordered") - mean_metric(d, "tgrpo/acc_shuffled") for d in dirs]) if name == "t_grpo" else "-"
-        lines.append(f"| SFT + {name} | {len(dirs)} | {stat([x['rl']['overall'] for x in s])} | {stat([x['rl'].get('temporal') for x in s])} | "
+        gain = [x["rl"]["overall"] - x["sft"]["overall"] for x in s]  # paired: each run against its own seed's SFT start
+        lines.append(f"| SFT + {name} | {len(dirs)} | {stat([x['rl']['overall'] for x in s])} | {stat(gain)} ({sum(g > 0 for g in gain)} of {len(gain)}) | "
+                     f"{stat([x['rl'].get('temporal') for x in s])} | "
                      f"{stat([x['rl'].get('static') for x in s])} | {zero} | {gap} |")
     return "\n".join(lines)
 

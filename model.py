@@ -663,19 +663,42 @@ def encode_visuals(model, prompt, copies):
     return encoded
 
 
-def shared_visual_inputs(model, prompt, copies):
-    """generate() keyword arguments for `copies` rows of one prompt whose picture is encoded once and
-    passed as `mm_encoder_outputs`: what num_return_sequences does, for greedy-mode generation with
-    NucleusSampler (transformers refuses num_return_sequences without do_sample)."""
-    inputs = {key: prompt[key].repeat(copies, 1) for key in ("input_ids", "attention_mask", "mm_token_type_ids") if prompt.get(key) is not None}
-    encoded = encode_visuals(model, prompt, copies)
-    if "video" in encoded:
-        _, grid, seconds = encoded["video"]
-        inputs.update(video_grid_thw=grid, second_per_grid_ts=seconds)
-    if "image" in encoded:
-        inputs["image_grid_thw"] = encoded["image"][1]
-    inputs["mm_encoder_outputs"] = {kind: BaseModelOutputWithPooling(pooler_output=tuple(v[0])) for kind, v in encoded.items()}
+def stacked_prompts(model, prompts, copies):
+    """Model keyword arguments for the rows [left padding | prompt i], prompt i (a processor output of its
+    own: input_ids [1, P_i], pixels, grids) repeated copies[i] times. Each picture goes through the vision
+    tower once and is passed as `mm_encoder_outputs`, its features listed once per row (the same tensor,
+    so a training forward adds the rows' gradients); second_per_grid_ts goes in as the processor made it.
+    For generate() this is num_return_sequences over several prompts, which greedy-mode generation with
+    NucleusSampler cannot ask for (transformers refuses num_return_sequences without do_sample)."""
+    P = max(prompt["input_ids"].shape[1] for prompt in prompts)
+    rows = {"input_ids": [], "attention_mask": [], "mm_token_type_ids": []}
+    video = {"features": [], "grid": [], "seconds": []}
+    image = {"features": [], "grid": []}
+    for prompt, n in zip(prompts, copies):
+        token_types = prompt.get("mm_token_type_ids", torch.zeros_like(prompt["input_ids"]))
+        for key, values in (("input_ids", prompt["input_ids"]), ("attention_mask", prompt["attention_mask"]), ("mm_token_type_ids", token_types)):
+            rows[key].append(nn.functional.pad(values, (P - values.shape[1], 0), value=0).expand(n, -1))  # [n, P]
+        for kind, (features, grid, seconds) in encode_visuals(model, prompt, n).items():
+            store = video if kind == "video" else image
+            store["features"] += features
+            store["grid"].append(grid)
+            if seconds is not None:
+                store["seconds"].append(seconds)
+    inputs = {key: torch.cat(values) for key, values in rows.items()}  # each [sum n_i, P]
+    encoded = {}
+    if video["features"]:
+        encoded["video"] = BaseModelOutputWithPooling(pooler_output=tuple(video["features"]))
+        inputs.update(video_grid_thw=torch.cat(video["grid"]), second_per_grid_ts=torch.cat(video["seconds"]))
+    if image["features"]:
+        encoded["image"] = BaseModelOutputWithPooling(pooler_output=tuple(image["features"]))
+        inputs["image_grid_thw"] = torch.cat(image["grid"])
+    inputs["mm_encoder_outputs"] = encoded
     return inputs
+
+
+def shared_visual_inputs(model, prompt, copies):
+    """generate() keyword arguments for `copies` rows of one prompt (see stacked_prompts)."""
+    return stacked_prompts(model, [prompt], [copies])
 
 
 # -----------------------------------------------------------------------------
@@ -716,38 +739,15 @@ def batch_logprobs(model, groups, chunk_size=256):
     G_i rows (the same tensor repeated, so gradients add up correctly); second_per_grid_ts reaches the
     M-RoPE position computation exactly as in `generate`. Padded completion positions hold garbage: mask them.
     """
-    P = max(prompt["input_ids"].shape[1] for prompt, _ in groups)
-    T = max(ids.shape[1] for _, ids in groups)
-    rows = {"input_ids": [], "attention_mask": [], "mm_token_type_ids": []}
-    video = {"features": [], "grid": [], "seconds": []}
-    image = {"features": [], "grid": []}
-    completions = []
-    for prompt, ids in groups:
-        G, pad_left, pad_right = ids.shape[0], P - prompt["input_ids"].shape[1], T - ids.shape[1]
-        completion = nn.functional.pad(ids, (0, pad_right), value=0)  # [G, T]
-        completions.append(completion)
-        token_types = prompt.get("mm_token_type_ids", torch.zeros_like(prompt["input_ids"]))
-        for key, values, fill in (("input_ids", prompt["input_ids"], 0), ("attention_mask", prompt["attention_mask"], 0), ("mm_token_type_ids", token_types, 0)):
-            left = nn.functional.pad(values, (pad_left, 0), value=fill).expand(G, -1)  # [G, P]
-            right = torch.ones_like(completion) if key == "attention_mask" else (completion if key == "input_ids" else torch.zeros_like(completion))
-            rows[key].append(torch.cat([left, right.to(left.dtype)], dim=1))  # [G, P+T]
-        for kind, (features, grid, seconds) in encode_visuals(model, prompt, G).items():
-            store = video if kind == "video" else image
-            store["features"] += features
-            store["grid"].append(grid)
-            if seconds is not None:
-                store["seconds"].append(seconds)
-    inputs = {key: torch.cat(values) for key, values in rows.items()}  # each [N, P+T]
-    encoded = {}
-    if video["features"]:
-        encoded["video"] = BaseModelOutputWithPooling(pooler_output=tuple(video["features"]))
-        inputs.update(video_grid_thw=torch.cat(video["grid"]), second_per_grid_ts=torch.cat(video["seconds"]))
-    if image["features"]:
-        encoded["image"] = BaseModelOutputWithPooling(pooler_output=tuple(image["features"]))
-        inputs["image_grid_thw"] = torch.cat(image["grid"])
-    hidden = model.model(**inputs, mm_encoder_outputs=encoded, use_cache=False).last_hidden_state  # [N, P+T, D]
+    inputs = stacked_prompts(model, [prompt for prompt, _ in groups], [ids.shape[0] for _, ids in groups])  # [N, P] rows
+    P, T = inputs["input_ids"].shape[1], max(ids.shape[1] for _, ids in groups)
+    completions = torch.cat([nn.functional.pad(ids, (0, T - ids.shape[1]), value=0) for _, ids in groups])  # [N, T]
+    inputs["input_ids"] = torch.cat([inputs["input_ids"], completions], dim=1)  # [N, P+T]
+    inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones_like(completions)], dim=1)
+    inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completions)], dim=1)
+    hidden = model.model(**inputs, use_cache=False).last_hidden_state  # [N, P+T, D]
     hidden = hidden[:, P - 1 : P + T - 1]  # [N, T, D]: the state before each completion token predicts it
-    return chunked_logprobs(model.lm_head, hidden, torch.cat(completions), chunk_size)  # [N, T]
+    return chunked_logprobs(model.lm_head, hidden, completions, chunk_size)  # [N, T]
 
 
 def group_logprobs(model, prompt, completion_ids, chunk_size=256):

@@ -264,13 +264,20 @@ def _unknown_problem_type(problem_type: str) -> float:
 # Public rewards and scores
 # ---------------------------------------------------------------------------
 
-def accuracy_reward(completion: str, solution: str, problem_type: str) -> float:
+def accuracy_reward(completion: str, solution: str, problem_type: str, regression: str = "relative") -> float:
     """Training reward in [0, 1] for one completion. Source: Video-R1 grpo.py.
 
     The answer is the first <answer>...</answer> of the completion ("" if none,
     which earns 0 for every type). The solution may be tagged or bare.
-    Unknown problem types earn 0 and are logged once.
+    Unknown problem types earn 0 and are logged once. regression="relative"
+    is Video-R1's 1 - relative error; "mra" rewards a regression answer with
+    the evaluation's metric instead (`mra`), still only inside the tags.
     """
+    if problem_type == "regression" and regression == "mra":
+        pred_value, gt_value = _parse_number(extract_answer(completion)), _parse_number(_reference_answer(solution))
+        return 0.0 if pred_value is None or gt_value is None else mra(pred_value, gt_value)
+    if regression not in ("relative", "mra"):
+        raise ValueError(f"regression reward must be 'relative' or 'mra', not {regression!r}")
     rule = _RULES.get(problem_type)
     if rule is None:
         return _unknown_problem_type(problem_type)

@@ -146,6 +146,24 @@ def test_one_batched_forward_equals_one_forward_per_prompt(setup):
             assert torch.allclose(batched[2 * i : 2 * i + 2, : ids.shape[1]], alone, atol=1e-5)
 
 
+def test_one_generate_call_for_several_prompts_samples_what_each_prompt_alone_does(setup):
+    """sample_groups (prompts of different lengths, videos and an image, left-padded into one generate
+    call) gives each prompt's group what sample_group gives it alone: with a top_p that keeps only the most
+    likely token, the same completions; each group trimmed to its own longest completion, with its own
+    prompt for the log-prob pass."""
+    policy, processor, records, video, image, budget = setup
+    chosen = [video, image, next(r for r in records if r["data_type"] == "video" and r is not video)]
+    visuals = [data.load_visual(r, 4, *budget) for r in chosen]
+    args = train.parse_args(["--algo", "grpo", "--model", "unused", "--max_completion_length", "6", "--top_p", "1e-6"])
+    groups = train.sample_groups(policy, processor, [(r, v, None) for r, v in zip(chosen, visuals)], 3, args)
+    assert len(groups) == 3
+    for record, visual, group in zip(chosen, visuals, groups):
+        alone = train.sample_group(policy, processor, record, visual, 3, args)
+        assert group.record is record and torch.equal(group.prompt["input_ids"], alone.prompt["input_ids"])
+        assert torch.equal(group.completion_ids, alone.completion_ids) and torch.equal(group.mask, alone.mask)
+        assert group.texts == alone.texts and group.mask[:, -1].any()  # no all-padding column at the end
+
+
 @pytest.mark.parametrize("algo", ["grpo", "reg_grpo"])
 def test_one_update_moves_probability_toward_rewarded_completions(setup, algo):
     """End to end on real rollouts: sample a group, give alternate completions reward 1 and 0, take one small

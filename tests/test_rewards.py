@@ -182,6 +182,24 @@ def test_regression(pred, gt, expected):
     assert accuracy_reward(tagged(pred), tagged(gt), "regression") == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("completion, gt, expected", [
+    ("<answer>9</answer>", "10", 0.8),     # error 0.10 < 1 - theta for theta 0.50..0.85: 8 of 10 (relative: 0.9)
+    ("<answer>10</answer>", "10", 1.0),
+    ("<answer>14</answer>", "10", 0.2),    # error 0.40: theta 0.50, 0.55 (relative: 0.6)
+    ("<answer>16</answer>", "10", 0.0),    # error 0.60: no threshold (relative: 0.4)
+    ("9", "10", 0.0),                      # training rewards need the tags, unlike eval_score
+    ("<answer>nine</answer>", "10", 0.0),
+])
+def test_regression_reward_mra(completion, gt, expected):
+    assert accuracy_reward(completion, tagged(gt), "regression", regression="mra") == pytest.approx(expected)
+    assert accuracy_reward("<answer>B</answer>", "<answer>B</answer>", "multiple choice", regression="mra") == 1.0  # other types unchanged
+
+
+def test_regression_reward_must_be_known():
+    with pytest.raises(ValueError, match="'relative' or 'mra'"):
+        accuracy_reward("<answer>9</answer>", "<answer>10</answer>", "regression", regression="mse")
+
+
 def test_regression_nan_is_the_video_r1_bug():
     # What Video-R1's formula does with a "nan" answer, for the record:
     rel_diff = (abs(float("nan") - 10.0) + 1e-9) / (abs(10.0) + 1e-9)

@@ -78,7 +78,7 @@ def test_lora_reference_is_the_base_model(tiny_dir):
 
 def test_lora_run_trains_only_adapters_and_final_loads(warm, tmp_path):
     out = str(tmp_path / "lora")
-    run([sys.executable] + rl_args(warm, out, "grpo", "--max_steps", "2", "--batch_size", "2", "--beta", "0.04", "--lora_r", "4", "--no-lora_merge"))
+    run([sys.executable] + rl_args(warm, out, "grpo", "--max_steps", "2", "--batch_size", "4", "--beta", "0.04", "--lora_r", "4", "--no-lora_merge"))
     assert any(row["grad_norm"] > 0 for row in metrics(out)), "every group had equal rewards: the test would prove nothing"
     import model as M
 

@@ -92,6 +92,19 @@ def test_main_job_shortened(tmp_path):
     assert summary["sft_blind"]["n"] == summary["rl_blind"]["n"] == 6 and 0 <= summary["rl_blind_accuracy"] <= 1
     assert "| temporal questions |" in out.stdout and "| overall, another record's video (blind) |" in out.stdout
     assert os.path.isdir(tmp_path / "data" / "tiny-qwen2.5-vl")
+    rl_config = json.load(open(tmp_path / "runs" / "reg_grpo-seed0" / "args.json"))
+    assert rl_config["problem_types"] == "multiple choice"  # the main job's RL stage: no regression records
+    assert json.load(open(tmp_path / "runs" / "sft-cold-start-2x2-seed0" / "args.json"))["problem_types"] == ""  # its SFT: all
+    assert "of them of problem type multiple choice" in out.stdout
+
+
+def test_problem_types_filter_names_what_the_file_has(warm, tmp_path):
+    """--problem_types keeps only those records; when none is left the run stops and says what there is."""
+    out = subprocess.run([sys.executable] + rl_args(warm, str(tmp_path / "ocr"), "grpo", "--max_steps", "1", "--problem_types", "OCR"),
+                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert out.returncode != 0
+    message = out.stderr.strip().splitlines()[-1]
+    assert "no usable records in" in message and "of problem type OCR (it has: multiple choice, " in message and "regression" in message, out.stderr[-2000:]
 
 
 def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
