@@ -273,11 +273,10 @@ def accuracy_reward(completion: str, solution: str, problem_type: str, regressio
     is Video-R1's 1 - relative error; "mra" rewards a regression answer with
     the evaluation's metric instead (`mra`), still only inside the tags.
     """
-    if problem_type == "regression" and regression == "mra":
-        pred_value, gt_value = _parse_number(extract_answer(completion)), _parse_number(_reference_answer(solution))
-        return 0.0 if pred_value is None or gt_value is None else mra(pred_value, gt_value)
     if regression not in ("relative", "mra"):
         raise ValueError(f"regression reward must be 'relative' or 'mra', not {regression!r}")
+    if problem_type == "regression" and regression == "mra":
+        return _regression_mra(extract_answer(completion), _reference_answer(solution))
     rule = _RULES.get(problem_type)
     if rule is None:
         return _unknown_problem_type(problem_type)
@@ -310,6 +309,14 @@ def mra(pred: float, target: float) -> float:
     return hits / len(_MRA_THRESHOLDS)
 
 
+def _regression_mra(pred: str, gt: str) -> float:
+    """`mra` of two answer strings; 0 when either is not a number."""
+    pred_value, gt_value = _parse_number(pred), _parse_number(gt)
+    if pred_value is None or gt_value is None:
+        return 0.0
+    return mra(pred_value, gt_value)
+
+
 def eval_score(completion: str, solution: str, problem_type: str) -> float:
     """Evaluation score in [0, 1]. Source: Video-R1 src/eval_bench.py `reward_fn`.
 
@@ -325,10 +332,7 @@ def eval_score(completion: str, solution: str, problem_type: str) -> float:
     pred = completion.strip() if answer is None else answer
     gt = _reference_answer(solution)
     if problem_type == "regression":
-        pred_value, gt_value = _parse_number(pred), _parse_number(gt)
-        if pred_value is None or gt_value is None:
-            return 0.0
-        return mra(pred_value, gt_value)
+        return _regression_mra(pred, gt)
     rule = _RULES.get(problem_type)
     if rule is None:
         return _unknown_problem_type(problem_type)
