@@ -74,6 +74,7 @@ class Args:
     eps_high: float = field(default=0.2, metadata={"help": "GRPO ratio clip above 1 (DAPO uses 0.28)"})
     loss_norm: str = field(default="sequence", metadata={"help": "sequence: mean over each sequence's tokens then over sequences (GRPO, Video-R1); token: over all tokens of the batch (DAPO)", "choices": ["sequence", "token"]})
     adv_eps: float = field(default=1e-4, metadata={"help": "eps in (R - mean) / (std + eps)"})
+    adv_norm: str = field(default="std", metadata={"help": "std: A = (R - mean) / (std + eps) per group (GRPO, Video-R1, DeepVideo-R1); none: A = R - mean (Dr. GRPO), so groups with a small reward spread weigh less", "choices": ["std", "none"]})
     rho_eps: float = field(default=1e-4, metadata={"help": "Reg-GRPO: eps in the normalisation of the sequence log-ratios"})
     tgrpo_alpha: float = field(default=0.3, metadata={"help": "T-GRPO: bonus for correct ordered completions"})
     tgrpo_mu: float = field(default=0.8, metadata={"help": "T-GRPO: bonus only when p_ordered >= mu * p_shuffled"})
@@ -172,12 +173,18 @@ def parse_args(argv=None):
 # 2. Advantages and losses. Rows of one prompt's group are contiguous: N = B*G, mask is bool [N, T].
 
 
-def group_advantages(rewards, group_size, eps=1e-4):
+def group_advantages(rewards, group_size, eps=1e-4, norm="std"):
     """GRPO's group-normalised advantage (DeepSeekMath, arXiv 2402.03300, Sec. 4.1.2):
     A_i = (R_i - mean_j R_j) / (std_j R_j + eps), std with Bessel's correction as torch.std.
-    A group whose rewards are all equal gets A = 0 (no signal): the "vanishing advantage" DA fights."""
+    A group whose rewards are all equal gets A = 0 (no signal): the "vanishing advantage" DA fights.
+    norm="none" is Dr. GRPO's A_i = R_i - mean_j R_j (Liu et al., arXiv 2503.20783, Sec. 3.1): dividing
+    by the std blows a group whose rewards differ by 0.02 up to the same strength as one whose answers
+    are right or wrong, which is what graded rewards (regression) do to every group."""
     grouped = rewards.view(-1, group_size)  # [B, G]
-    mean, std = grouped.mean(1, keepdim=True), grouped.std(1, keepdim=True)  # [B, 1]
+    mean = grouped.mean(1, keepdim=True)  # [B, 1]
+    if norm == "none":
+        return (grouped - mean).view(-1)  # [N]
+    std = grouped.std(1, keepdim=True)  # [B, 1]
     return ((grouped - mean) / (std + eps)).view(-1)  # [N]
 
 
@@ -733,7 +740,7 @@ def rollout_tensors(groups, ref, args, accelerator, timing, policy):
         return out
     rewards_ = torch.cat([g.rewards for g in groups]).to(accelerator.device)  # [N]
     out["rewards"] = rewards_
-    out["advantages"] = group_advantages(rewards_, args.num_generations, args.adv_eps)  # [N]
+    out["advantages"] = group_advantages(rewards_, args.num_generations, args.adv_eps, args.adv_norm)  # [N]
     t0 = time.time()
     out["logp_old"] = policy(pairs).detach() if args.num_iterations > 1 else None  # [N, T]; with one update it equals logp.detach()
     out["logp_ref"] = ref(pairs) if ref is not None else None  # [N, T]

@@ -19,6 +19,16 @@ def test_group_advantages_by_hand():
     assert abs(a - 0.865876) < 1e-5
 
 
+def test_group_advantages_without_std_by_hand():
+    # Dr. GRPO: R - mean only. Right/wrong group (mean 0.5) and a graded group 0.9, 0.92, 0.94, 0.96 (mean 0.93)
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.90, 0.92, 0.94, 0.96])
+    expected = torch.tensor([0.5, -0.5, -0.5, 0.5, -0.03, -0.01, 0.01, 0.03])
+    assert torch.allclose(train.group_advantages(rewards, 4, EPS, norm="none"), expected, atol=1e-6)
+    # with the std the graded group's spread of 0.06 becomes as strong as the right/wrong one's
+    graded = train.group_advantages(rewards, 4, EPS)[4:]
+    assert graded.max() > 1.1 and train.group_advantages(rewards, 4, EPS)[:4].max() < 0.87
+
+
 def test_kl_k3_by_hand():
     logp = torch.log(torch.tensor([[0.5, 0.25]]))
     logp_ref = torch.log(torch.tensor([[0.25, 0.25]]))
