@@ -180,6 +180,8 @@ def group_advantages(rewards, group_size, eps=1e-4, norm="std"):
     norm="none" is Dr. GRPO's A_i = R_i - mean_j R_j (Liu et al., arXiv 2503.20783, Sec. 3.1): dividing
     by the std blows a group whose rewards differ by 0.02 up to the same strength as one whose answers
     are right or wrong, which is what graded rewards (regression) do to every group."""
+    if norm not in ("std", "none"):
+        raise ValueError(f"advantage normalisation must be 'std' or 'none', not {norm!r}")
     grouped = rewards.view(-1, group_size)  # [B, G]
     mean = grouped.mean(1, keepdim=True)  # [B, 1]
     if norm == "none":

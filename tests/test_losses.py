@@ -27,6 +27,8 @@ def test_group_advantages_without_std_by_hand():
     # with the std the graded group's spread of 0.06 becomes as strong as the right/wrong one's
     graded = train.group_advantages(rewards, 4, EPS)[4:]
     assert graded.max() > 1.1 and train.group_advantages(rewards, 4, EPS)[:4].max() < 0.87
+    with pytest.raises(ValueError, match="'std' or 'none'"):
+        train.group_advantages(rewards, 4, EPS, norm="mean")
 
 
 def test_kl_k3_by_hand():
