@@ -156,3 +156,17 @@ def test_family_table_means_over_seeds(tmp_path):
     assert table[0] == "| family (n) | SFT | SFT + grpo | SFT + reg_grpo |"
     assert table[2] == "| color (31) | 0.300 | 0.600 | 0.250 |"  # SFT: (0.2 + 0.4) / 2; grpo: (0.5 + 0.7) / 2
     assert table[3] == "| size (32) | 0.400 | 0.400 | 0.400 |"
+
+
+def test_group_stats_by_hand():
+    rows = [
+        ("color", [2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]),  # all right: zero std
+        ("color", [1.0, 2.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]),  # one right: a signal
+        ("size", [1.5, 1.5, 1.5, 1.5], [0.5, 0.5, 0.5, 0.5]),  # equal partial credit: zero std, and 0.5 is not correct
+        ("size", [0.0, 1.9, 1.8, 1.0], [0.0, 0.9, 0.8, 0.0]),  # graded, format broken in the first
+    ]
+    stats = evaluation.group_stats(rows)
+    assert stats["color"] == {"groups": 2, "zero_std_frac": 0.5, "all_correct_frac": 0.5, "all_wrong_frac": 0.0, "accuracy": 0.625}
+    assert stats["size"] == {"groups": 2, "zero_std_frac": 0.5, "all_correct_frac": 0.0, "all_wrong_frac": 0.5, "accuracy": 0.4625}
+    assert stats["all"] == {"groups": 4, "zero_std_frac": 0.5, "all_correct_frac": 0.25, "all_wrong_frac": 0.25, "accuracy": 0.5437}
+
