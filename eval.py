@@ -201,15 +201,18 @@ def run(args):
 def group_stats(groups):
     """groups: (key, rewards, accuracies) per prompt, one value per completion. Per key and over all:
     the fraction of groups whose rewards are all equal (zero advantage: GRPO learns nothing from them),
-    all correct, all wrong (accuracy above / at most 0.5, train.CORRECT), and the mean accuracy."""
+    all correct, all wrong (accuracy above / at most train.CORRECT, as the length bonus counts it), and
+    the mean accuracy."""
+    from train import CORRECT
+
     table = {}
     for key, rewards_, accuracies in groups:
         for name in (key, "all"):
             t = table.setdefault(name, {"groups": 0, "zero_std": 0, "all_correct": 0, "all_wrong": 0, "accuracy": 0.0})
             t["groups"] += 1
             t["zero_std"] += int(max(rewards_) == min(rewards_))
-            t["all_correct"] += int(min(accuracies) > 0.5)
-            t["all_wrong"] += int(max(accuracies) <= 0.5)
+            t["all_correct"] += int(min(accuracies) > CORRECT)
+            t["all_wrong"] += int(max(accuracies) <= CORRECT)
             t["accuracy"] += sum(accuracies) / len(accuracies)
     return {k: {"groups": t["groups"], **{f"{name}_frac": round(t[name] / t["groups"], 4) for name in ("zero_std", "all_correct", "all_wrong")},
                 "accuracy": round(t["accuracy"] / t["groups"], 4)} for k, t in table.items()}

@@ -170,3 +170,15 @@ def test_group_stats_by_hand():
     assert stats["size"] == {"groups": 2, "zero_std_frac": 0.5, "all_correct_frac": 0.0, "all_wrong_frac": 0.5, "accuracy": 0.4625}
     assert stats["all"] == {"groups": 4, "zero_std_frac": 0.5, "all_correct_frac": 0.25, "all_wrong_frac": 0.25, "accuracy": 0.5437}
 
+
+def test_groups_on_the_tiny_model(tiny_dir, synth_dir, tmp_path):
+    records = json.load(open(os.path.join(synth_dir, "train.json")))[:5]
+    for r in records:
+        r["path"] = os.path.join(synth_dir, r["path"])
+    records.append(dict(records[0], problem_id="missing", path=str(tmp_path / "missing.mp4")))
+    data_path = tmp_path / "small.json"
+    data_path.write_text(json.dumps(records))
+    out = _cli("groups", "--model", str(tiny_dir), "--data", str(data_path), "--max_new_tokens", "8", "--batch_size", "3")
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert stats["all"]["groups"] == 5 and stats["all"]["unreadable"] == 1  # the missing video is counted, not scored
+    assert sum(t["groups"] for k, t in stats.items() if k != "all") == 5
