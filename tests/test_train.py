@@ -92,8 +92,18 @@ def test_main_job_shortened(tmp_path):
     assert summary["sft_blind"]["n"] == summary["rl_blind"]["n"] == 6 and 0 <= summary["rl_blind_accuracy"] <= 1
     assert "| temporal questions |" in out.stdout and "| overall, another record's video (blind) |" in out.stdout
     assert os.path.isdir(tmp_path / "data" / "tiny-qwen2.5-vl")
-    for run_dir in ("reg_grpo-seed0", "sft-cold-start-2x2-seed0"):  # both stages train on every problem type
-        assert json.load(open(tmp_path / "runs" / run_dir / "args.json"))["problem_types"] == ""
+    # the SFT start trains on every problem type, RL (by default) on multiple choice
+    assert json.load(open(tmp_path / "runs" / "sft-cold-start-2x2-seed0" / "args.json"))["problem_types"] == ""
+    assert json.load(open(tmp_path / "runs" / "reg_grpo-seed0" / "args.json"))["problem_types"] == "multiple choice"
+
+
+def test_main_job_rl_types():
+    """The main job's RL stage: multiple choice unless told otherwise; 'all' lifts the filter."""
+    import train
+
+    assert train.main_job_rl_types("") == "multiple choice"
+    assert train.main_job_rl_types("all") == ""
+    assert train.main_job_rl_types("regression") == "regression"
 
 
 def test_problem_types_filter_names_what_the_file_has(warm, tmp_path):
