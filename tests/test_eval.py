@@ -45,13 +45,19 @@ def test_summarize_splits_temporal_and_families():
     assert m["by_question_family"]["color"] == {"score": 1.0, "n": 2}
 
 
-def test_run_on_the_tiny_model_and_resume(tiny_dir, synth_dir, tmp_path):
-    records = json.load(open(os.path.join(synth_dir, "test.json")))[:5]
+def _five_records_and_a_missing_video(synth_dir, split, tmp_path):
+    """small.json: five records of a synthetic split (absolute paths) and a sixth whose video is missing."""
+    records = json.load(open(os.path.join(synth_dir, f"{split}.json")))[:5]
     for r in records:
         r["path"] = os.path.join(synth_dir, r["path"])
     records.append(dict(records[0], problem_id="missing", path=str(tmp_path / "missing.mp4")))
     data_path = tmp_path / "small.json"
     data_path.write_text(json.dumps(records))
+    return data_path
+
+
+def test_run_on_the_tiny_model_and_resume(tiny_dir, synth_dir, tmp_path):
+    data_path = _five_records_and_a_missing_video(synth_dir, "test", tmp_path)
     args = ["run", "--model", str(tiny_dir), "--data", str(data_path), "--out", str(tmp_path / "out"),
             "--num_frames", "4", "--max_new_tokens", "8", "--batch_size", "3"]
     _cli(*args)
@@ -172,12 +178,7 @@ def test_group_stats_by_hand():
 
 
 def test_groups_on_the_tiny_model(tiny_dir, synth_dir, tmp_path):
-    records = json.load(open(os.path.join(synth_dir, "train.json")))[:5]
-    for r in records:
-        r["path"] = os.path.join(synth_dir, r["path"])
-    records.append(dict(records[0], problem_id="missing", path=str(tmp_path / "missing.mp4")))
-    data_path = tmp_path / "small.json"
-    data_path.write_text(json.dumps(records))
+    data_path = _five_records_and_a_missing_video(synth_dir, "train", tmp_path)
     out = _cli("groups", "--model", str(tiny_dir), "--data", str(data_path), "--max_new_tokens", "8", "--batch_size", "3")
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["all"]["groups"] == 5 and stats["all"]["unreadable"] == 1  # the missing video is counted, not scored
