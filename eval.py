@@ -14,6 +14,7 @@ evaluation does) a completion without <answer> tags is scored on its whole text.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -391,6 +392,8 @@ def family_table(runs):
 
 
 def main(argv=None):
+    import train  # groups' defaults are the RL step's (torch and numpy only; data.py imports them anyway)
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="generate and score answers", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -421,9 +424,11 @@ def main(argv=None):
     g.add_argument("--data", required=True, help="Video-R1-format JSON/JSONL file, e.g. the training file")
     g.add_argument("--limit", type=int, default=0, help="first N records only; 0: all")
     g.add_argument("--num_generations", type=int, default=4, help="G, completions per record (train.py's tiny-model default)")
-    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (train.py's default)")
-    g.add_argument("--top_p", type=float, default=0.95, help="nucleus (train.py's default)")
-    g.add_argument("--regression_reward", choices=["relative", "mra"], default="relative", help="as train.py's flag")
+    rollout = {f.name: f for f in dataclasses.fields(train.Args)}  # the RL step's own defaults, not copies
+    g.add_argument("--temperature", type=float, default=rollout["temperature"].default, help="sampling temperature (train.py's default)")
+    g.add_argument("--top_p", type=float, default=rollout["top_p"].default, help="nucleus (train.py's default)")
+    g.add_argument("--regression_reward", choices=rollout["regression_reward"].metadata["choices"], default=rollout["regression_reward"].default,
+                   help="as train.py's flag")
     g.add_argument("--batch_size", type=int, default=8, help="records per generate call")
     g.add_argument("--num_frames", type=int, default=4, help="frames per video (the tiny model's default; 16 for real checkpoints)")
     g.add_argument("--max_new_tokens", type=int, default=64, help="tokens per completion (the tiny model's default)")
