@@ -880,7 +880,7 @@ def main_job(args):
     stages["eval_sft_s"] = round(time.time() - t0, 1)
     t0 = time.time()
     # RL on the multiple-choice families unless --problem_types says otherwise ('all': every family).
-    # Measured (README, "Which families RL trains on"): from 300-step starts, RL on every family went up
+    # Measured (README, "Why the main job now trains RL on multiple choice only"): from 300-step starts, RL on every family went up
     # on 4 of 6 runs but once lost 0.135 (every green `color` answer turned "red"); on multiple choice
     # alone it went up on 7 of 10, was unchanged on 1 and lost 0.014 and 0.078 (the latter `size`, which
     # it does not see and mostly keeps at this learning rate; at 2e-4 it did not).
