@@ -235,7 +235,8 @@ def groups(args):
         print(f"bad record, skipped: {e}", file=sys.stderr)
     records = records[: args.limit] if args.limit else records
     settings = train.Args(num_generations=args.num_generations, temperature=args.temperature, top_p=args.top_p,
-                          max_completion_length=args.max_new_tokens, regression_reward=args.regression_reward)
+                          max_completion_length=args.max_new_tokens, regression_reward=args.regression_reward,
+                          regression_tolerance=args.regression_tolerance)
     torch.manual_seed(args.seed)
     rows, unreadable = [], 0
     for start in tqdm(range(0, len(records), args.batch_size), desc="groups"):
@@ -429,6 +430,7 @@ def main(argv=None):
     g.add_argument("--top_p", type=float, default=rollout["top_p"].default, help="nucleus (train.py's default)")
     g.add_argument("--regression_reward", choices=rollout["regression_reward"].metadata["choices"], default=rollout["regression_reward"].default,
                    help="as train.py's flag")
+    g.add_argument("--regression_tolerance", type=float, default=rollout["regression_tolerance"].default, help="as train.py's flag")
     g.add_argument("--batch_size", type=int, default=8, help="records per generate call")
     g.add_argument("--num_frames", type=int, default=4, help="frames per video (the tiny model's default; 16 for real checkpoints)")
     g.add_argument("--max_new_tokens", type=int, default=64, help="tokens per completion (the tiny model's default)")

@@ -221,6 +221,27 @@ def _regression(pred: str, gt: str) -> float:
     return 1.0 - min(1.0, relative_error)
 
 
+def _regression_within(pred: str, gt: str, tolerance: float) -> float:
+    """1.0 if |pred - gt| / |gt| <= tolerance, else 0.0: a right-or-wrong
+    regression reward, like the other answer types'. Ours, not Video-R1's.
+
+    Why: a graded reward almost never gives a group of G completions equal
+    rewards, so after group normalisation a group whose answers differ by a
+    point or two pushes the update as hard as a multiple-choice group with one
+    right answer, in a direction that is mostly sampling noise. With this
+    reward such a group carries no signal, and an answer that is far off or no
+    number at all is still pushed down. gt == 0: 1 only for pred == 0.
+    """
+    pred_value, gt_value = _parse_number(pred), _parse_number(gt)
+    if pred_value is None or gt_value is None:
+        return 0.0
+    if gt_value == 0:
+        return 1.0 if pred_value == 0 else 0.0
+    # exact fractions, as in `mra`: in floats 0.1 * 30 is 3.0000000000000004, moving the boundary
+    error, allowed = abs(Fraction(pred_value) - Fraction(gt_value)), Fraction(str(tolerance)) * abs(Fraction(gt_value))
+    return 1.0 if error <= allowed else 0.0
+
+
 def _temporal_grounding(pred: str, gt: str) -> float:
     """IoU of two [start, end] intervals in seconds.
 
@@ -264,19 +285,26 @@ def _unknown_problem_type(problem_type: str) -> float:
 # Public rewards and scores
 # ---------------------------------------------------------------------------
 
-def accuracy_reward(completion: str, solution: str, problem_type: str, regression: str = "relative") -> float:
+REGRESSION_REWARDS = ("relative", "mra", "within")
+
+
+def accuracy_reward(completion: str, solution: str, problem_type: str, regression: str = "relative", tolerance: float = 0.2) -> float:
     """Training reward in [0, 1] for one completion. Source: Video-R1 grpo.py.
 
     The answer is the first <answer>...</answer> of the completion ("" if none,
     which earns 0 for every type). The solution may be tagged or bare.
     Unknown problem types earn 0 and are logged once. regression="relative"
     is Video-R1's 1 - relative error; "mra" rewards a regression answer with
-    the evaluation's metric instead (`mra`), still only inside the tags.
+    the evaluation's metric instead (`mra`); "within" gives 1 when the
+    relative error is at most `tolerance`, else 0 (`_regression_within`).
+    All three read the answer only inside the tags.
     """
-    if regression not in ("relative", "mra"):
-        raise ValueError(f"regression reward must be 'relative' or 'mra', not {regression!r}")
+    if regression not in REGRESSION_REWARDS:
+        raise ValueError(f"regression reward must be one of {', '.join(map(repr, REGRESSION_REWARDS))}, not {regression!r}")
     if problem_type == "regression" and regression == "mra":
         return _regression_mra(extract_answer(completion), _reference_answer(solution))
+    if problem_type == "regression" and regression == "within":
+        return _regression_within(extract_answer(completion), _reference_answer(solution), tolerance)
     rule = _RULES.get(problem_type)
     if rule is None:
         return _unknown_problem_type(problem_type)

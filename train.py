@@ -78,7 +78,8 @@ class Args:
     rho_eps: float = field(default=1e-4, metadata={"help": "Reg-GRPO: eps in the normalisation of the sequence log-ratios"})
     tgrpo_alpha: float = field(default=0.3, metadata={"help": "T-GRPO: bonus for correct ordered completions"})
     tgrpo_mu: float = field(default=0.8, metadata={"help": "T-GRPO: bonus only when p_ordered >= mu * p_shuffled"})
-    regression_reward: str = field(default="relative", metadata={"help": "regression answers' training reward: relative = 1 - |pred - gt| / |gt| (Video-R1); mra = the evaluation's mean relative accuracy", "choices": ["relative", "mra"]})
+    regression_reward: str = field(default="relative", metadata={"help": "regression answers' training reward: relative = 1 - |pred - gt| / |gt| (Video-R1); mra = the evaluation's mean relative accuracy; within = 1 if |pred - gt| / |gt| <= regression_tolerance else 0", "choices": list(rewards.REGRESSION_REWARDS)})
+    regression_tolerance: float = field(default=0.2, metadata={"help": "relative error up to which --regression_reward within counts an answer right"})
     length_bonus: bool = field(default=False, metadata={"help": "Video-R1's length bonus: +omega to correct completions with length in [l_min, l_max]"})
     l_min: int = field(default=320, metadata={"help": "length bonus lower bound, tokens (Video-R1, 3B)"})
     l_max: int = field(default=512, metadata={"help": "length bonus upper bound, tokens"})
@@ -322,7 +323,8 @@ def sample_group(model, processor, record, visual, n, args, hint=None):
 def score_group(group, args):
     """Rewards of Video-R1: accuracy + format (+ length bonus). T-GRPO adds its temporal bonus later."""
     record = group.record
-    group.accuracy = [rewards.accuracy_reward(t, record["solution"], record["problem_type"], args.regression_reward) for t in group.texts]
+    group.accuracy = [rewards.accuracy_reward(t, record["solution"], record["problem_type"], args.regression_reward, args.regression_tolerance)
+                      for t in group.texts]
     group.format = [rewards.format_reward(t) for t in group.texts]
     total = [a + f for a, f in zip(group.accuracy, group.format)]
     if args.length_bonus:

@@ -195,8 +195,25 @@ def test_regression_reward_mra(completion, gt, expected):
     assert accuracy_reward("<answer>B</answer>", "<answer>B</answer>", "multiple choice", regression="mra") == 1.0  # other types unchanged
 
 
+@pytest.mark.parametrize("completion, gt, tolerance, expected", [
+    ("<answer>12</answer>", "10", 0.2, 1.0),    # error exactly 0.2: inside (<=)
+    ("<answer>8</answer>", "10", 0.2, 1.0),
+    ("<answer>12.5</answer>", "10", 0.2, 0.0),  # error 0.25
+    ("<answer>33</answer>", "30", 0.1, 1.0),    # 3 <= 0.1 * 30 exactly (in floats 0.1 * 30 is 3.0000000000000004)
+    ("<answer>27</answer>", "30", 0.1, 1.0),
+    ("<answer>26.9</answer>", "30", 0.1, 0.0),
+    ("<answer>0</answer>", "0", 0.2, 1.0),
+    ("<answer>0.1</answer>", "0", 0.2, 0.0),
+    ("<answer>B</answer>", "10", 0.2, 0.0),     # not a number
+    ("12", "10", 0.2, 0.0),                     # training rewards need the tags
+])
+def test_regression_reward_within(completion, gt, tolerance, expected):
+    assert accuracy_reward(completion, tagged(gt), "regression", regression="within", tolerance=tolerance) == expected
+    assert accuracy_reward("<answer>B</answer>", "<answer>B</answer>", "multiple choice", regression="within") == 1.0  # other types unchanged
+
+
 def test_regression_reward_must_be_known():
-    with pytest.raises(ValueError, match="'relative' or 'mra'"):
+    with pytest.raises(ValueError, match="'relative', 'mra', 'within'"):
         accuracy_reward("<answer>9</answer>", "<answer>10</answer>", "regression", regression="mse")
 
 
