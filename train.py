@@ -847,6 +847,15 @@ def main_job_rl_types(problem_types):
     return {"": MAIN_JOB_RL_PROBLEM_TYPES, "all": ""}.get(problem_types, problem_types)
 
 
+def main_job_sft_args(args):
+    """The main job's SFT cold start: every problem type, the SFT defaults, full weights. The tiny model's
+    vision tower starts random, so --freeze_vision and --lora_r (which freezes it too) apply to the RL
+    stage only; a frozen random vision tower would leave the start blind."""
+    return Args(**{**asdict(args), "algo": "sft", "da": False, "max_steps": args.sft_steps, "batch_size": args.sft_batch_size,
+                   "learning_rate": 0.0, "beta": -1.0, "problem_types": "", "output_dir": f"runs/sft-cold-start-{args.sft_steps}x{args.sft_batch_size}-seed{args.seed}",
+                   "save_steps": 0, "resume": False, "freeze_vision": False, "lora_r": 0}).resolve()
+
+
 def main_job(args):
     """Tiny model + synthetic data -> SFT cold start (cached) -> held-out eval -> RL -> held-out eval ->
     before/after table and summary.json in the run folder."""
@@ -857,9 +866,7 @@ def main_job(args):
     with accelerator.main_process_first():
         prepare_assets(args)
     stages = {}
-    sft_args = Args(**{**asdict(args), "algo": "sft", "da": False, "max_steps": args.sft_steps, "batch_size": args.sft_batch_size,
-                       "learning_rate": 0.0, "beta": -1.0, "problem_types": "", "output_dir": f"runs/sft-cold-start-{args.sft_steps}x{args.sft_batch_size}-seed{args.seed}",
-                       "save_steps": 0, "resume": False}).resolve()
+    sft_args = main_job_sft_args(args)
     sft_final = os.path.join(sft_args.output_dir, "final")
     t0 = time.time()
     sft_data_config = os.path.join(sft_args.output_dir, "synth_config.json")

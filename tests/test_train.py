@@ -106,6 +106,17 @@ def test_main_job_rl_types():
     assert train.main_job_rl_types("regression") == "regression"
 
 
+def test_main_job_sft_start_trains_every_weight():
+    """--freeze_vision and --lora_r in the main job reach RL, not the SFT start from random weights."""
+    import train
+
+    args = train.parse_args(["--algo", "reg_grpo", "--freeze_vision", "--lora_r", "8", "--sft_steps", "7", "--problem_types", "all", "--seed", "3"])
+    sft = train.main_job_sft_args(args)
+    assert (sft.algo, sft.freeze_vision, sft.lora_r, sft.max_steps, sft.problem_types) == ("sft", False, 0, 7, "")
+    assert sft.learning_rate == 1e-3 and sft.output_dir == "runs/sft-cold-start-7x8-seed3"
+    assert args.freeze_vision and args.lora_r == 8  # the RL stage keeps them
+
+
 def test_problem_types_filter_names_what_the_file_has(warm, tmp_path):
     """--problem_types keeps only those records; when none is left the run stops and says what there is."""
     out = subprocess.run([sys.executable] + rl_args(warm, str(tmp_path / "ocr"), "grpo", "--max_steps", "1", "--problem_types", "OCR"),
