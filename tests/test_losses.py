@@ -160,6 +160,7 @@ def test_tiny_defaults_follow_the_model_width(tmp_path):
     assert train.parse_args(["--algo", "grpo"]).num_frames == 4
     assert (resolved["tiny"].num_frames, resolved["tiny"].learning_rate, resolved["tiny"].max_completion_length) == (4, 1e-4, 64)
     assert (resolved["big"].num_frames, resolved["big"].learning_rate, resolved["big"].max_completion_length) == (16, 1e-6, 768)
-    assert (resolved["tiny"].batch_size, resolved["tiny"].num_generations, resolved["tiny"].max_steps, resolved["tiny"].num_shuffled) == (8, 4, 30, 2)
+    assert (resolved["tiny"].batch_size, resolved["tiny"].num_generations, resolved["tiny"].max_steps, resolved["tiny"].num_shuffled) == (8, 4, 60, 2)
     assert (resolved["big"].batch_size, resolved["big"].num_generations, resolved["big"].max_steps, resolved["big"].num_shuffled) == (1, 8, 50, 4)
     assert (resolved["adapter"].num_frames, resolved["adapter"].learning_rate) == (4, 1e-4)
+    assert resolved["tiny"].freeze_vision and resolved["big"].freeze_vision  # RL: the vision encoder frozen, as DeepVideo-R1

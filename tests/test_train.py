@@ -117,6 +117,15 @@ def test_main_job_sft_start_trains_every_weight():
     assert args.freeze_vision and args.lora_r == 8  # the RL stage keeps them
 
 
+def test_vision_encoder_frozen_for_rl_and_trained_for_sft_unless_told():
+    import train
+
+    assert [train.parse_args(["--algo", a]).freeze_vision for a in ("sft", "grpo", "t_grpo", "reg_grpo")] == [False, True, True, True]
+    assert train.parse_args(["--algo", "reg_grpo", "--no-freeze_vision"]).freeze_vision is False
+    assert train.parse_args(["--algo", "sft", "--freeze_vision"]).freeze_vision is True
+    assert train.main_job_sft_args(train.parse_args(["--algo", "grpo"])).freeze_vision is False
+
+
 def test_problem_types_filter_names_what_the_file_has(warm, tmp_path):
     """--problem_types keeps only those records; when none is left the run stops and says what there is."""
     out = subprocess.run([sys.executable] + rl_args(warm, str(tmp_path / "ocr"), "grpo", "--max_steps", "1", "--problem_types", "OCR"),
