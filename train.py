@@ -928,7 +928,27 @@ def before_after_table(before, after, args, before_blind, after_blind):
     return "\n".join(lines)
 
 
+def launcher_cpu_threads(env, cuda_available, cores):
+    """Threads this process should use instead of the one `accelerate launch` gave it, or None.
+
+    Without --cpu and without a config file, on a machine with no GPU, accelerate 1.15 starts one process
+    with OMP_NUM_THREADS=1: it sizes CPU threads only under --cpu (physical cores / processes per
+    machine). A single process launched that way gets what --cpu would give it; --cpu (with
+    --num_cpu_threads_per_process N to choose) and plain `python train.py` are left alone."""
+    launched_without_cpu = env.get("ACCELERATE_USE_CPU") == "False" and env.get("OMP_NUM_THREADS") == "1"
+    if cuda_available or not launched_without_cpu or int(env.get("WORLD_SIZE", "1")) > 1 or cores <= 1:
+        return None
+    return cores
+
+
 def main(argv=None):
+    import psutil  # accelerate's own dependency
+
+    threads = launcher_cpu_threads(os.environ, torch.cuda.is_available(), psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    if threads:
+        torch.set_num_threads(threads)
+        print(f"accelerate launch without --cpu set OMP_NUM_THREADS=1 on this machine without a GPU; using {threads} threads, "
+              "as `accelerate launch --cpu` would (--cpu --num_cpu_threads_per_process N chooses)", file=sys.stderr)
     args = parse_args(argv)
     if args.algo != "sft" and not args.model and not args.data:
         main_job(args)

@@ -126,6 +126,33 @@ def test_vision_encoder_frozen_for_rl_and_trained_for_sft_unless_told():
     assert train.main_job_sft_args(train.parse_args(["--algo", "grpo"])).freeze_vision is False
 
 
+def test_launcher_cpu_threads():
+    """Only a single CPU process that accelerate launched without --cpu (so with one thread) gets more."""
+    import train
+
+    plain = {"ACCELERATE_USE_CPU": "False", "OMP_NUM_THREADS": "1"}
+    assert train.launcher_cpu_threads(plain, False, 2) == 2
+    assert train.launcher_cpu_threads(plain, True, 2) is None  # a GPU: accelerate's processes are its business
+    assert train.launcher_cpu_threads({**plain, "WORLD_SIZE": "2"}, False, 2) is None  # several processes share the cores
+    assert train.launcher_cpu_threads({**plain, "ACCELERATE_USE_CPU": "True"}, False, 2) is None  # --cpu: sized by accelerate or by the user
+    assert train.launcher_cpu_threads({**plain, "OMP_NUM_THREADS": "3"}, False, 8) is None
+    assert train.launcher_cpu_threads({}, False, 2) is None  # python train.py: torch's own default
+    assert train.launcher_cpu_threads(plain, False, 1) is None
+
+
+def test_plain_accelerate_launch_uses_every_core_on_a_cpu_machine():
+    """`accelerate launch train.py` with no config on a machine without a GPU: the process says how many threads it uses."""
+    import psutil
+
+    env = {k: v for k, v in ENV.items() if k not in ("OMP_NUM_THREADS", "ACCELERATE_USE_CPU")}
+    out = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "train.py", "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    cores = psutil.cpu_count(logical=False) or 1
+    if torch.cuda.is_available() or cores == 1:
+        pytest.skip("nothing to adjust on this machine")
+    assert f"using {cores} threads" in out.stderr, out.stderr[-2000:]
+
+
 def test_problem_types_filter_names_what_the_file_has(warm, tmp_path):
     """--problem_types keeps only those records; when none is left the run stops and says what there is."""
     out = subprocess.run([sys.executable] + rl_args(warm, str(tmp_path / "ocr"), "grpo", "--max_steps", "1", "--problem_types", "OCR"),
