@@ -356,14 +356,23 @@ def load_model(
     from transformers.integrations import is_deepspeed_zero3_enabled
 
     adapter = lora_base(name_or_path)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+    model, info = Qwen2_5_VLForConditionalGeneration.from_pretrained(
         adapter or name_or_path,
         dtype=resolve_dtype(dtype),
         # under DeepSpeed ZeRO-3 the weights load partitioned (zero.Init) and the engine places them
         device_map=None if is_deepspeed_zero3_enabled() else str(resolve_device(device)),
         attn_implementation=attn_implementation or "sdpa",  # "flash_attention_2" on request
         trust_remote_code=trust_remote_code,
+        output_loading_info=True,
     )
+    # from_pretrained initialises absent or wrongly shaped weights at random and only prints a report;
+    # a model that is partly random would then be trained or scored as if it were the checkpoint.
+    # (An accelerate checkpoint-N/model.safetensors, whose keys carry a "model." prefix, is one such folder.)
+    bad = {kind: sorted(info[kind]) for kind in ("missing_keys", "mismatched_keys") if info.get(kind)}
+    if bad:
+        detail = "; ".join(f"{len(keys)} {kind.replace('_', ' ')}, e.g. {', '.join(map(str, keys[:3]))}" for kind, keys in bad.items())
+        raise ValueError(f"{adapter or name_or_path}: the checkpoint does not hold every weight of the model ({detail}); "
+                         "it is not a Qwen2.5-VL model folder, or was saved with other parameter names")
     if adapter:
         from peft import PeftModel
 

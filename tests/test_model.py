@@ -166,6 +166,25 @@ def test_folder_loads_with_plain_transformers(tiny_dir):
     # AutoProcessor.from_pretrained is what load() calls: see test_load_defaults
 
 
+def test_load_refuses_a_folder_missing_weights(tiny_dir, tmp_path):
+    """Weights saved under other names (here with an accelerate checkpoint's "model." prefix) would load as
+    random ones behind a printed report; load() stops and names the folder instead."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    for f in tiny_dir.iterdir():
+        if f.name != "model.safetensors":
+            shutil.copy(f, tmp_path / f.name)
+    weights = load_file(tiny_dir / "model.safetensors")
+    state = M.load_model(tiny_dir).state_dict()  # what accelerate's save_state writes, after a "model." prefix
+    save_file({"model." + k: v.contiguous() for k, v in state.items() if k != "lm_head.weight"}, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=rf"{tmp_path}: the checkpoint does not hold every weight of the model \(\d+ missing keys, e.g. "):
+        M.load_model(tmp_path)
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    M.load_model(tmp_path)  # the same files with the right names load
+
+
 def test_auto_tokenizer_gives_same_ids(tiny_dir, tokenizer):
     tok = AutoTokenizer.from_pretrained(tiny_dir)
     assert type(tok).__name__ == "Qwen2Tokenizer" and tok.padding_side == "left"
