@@ -382,6 +382,7 @@ class SynthConfig:
     distractors: int = 0  # small grey circles that no question is about
     noise: float = 0.0  # std of Gaussian pixel noise, as a fraction of 255
     image_frac: float = 0.15  # fraction of samples that are single images (static questions only)
+    size_percents: tuple = ()  # the widths a `size` question's square may have (% of the frame); empty: any whole number 20-80
     families: tuple = ("direction", "order", "approach", "color", "shape", "count", "size")
 
 
@@ -501,7 +502,7 @@ def synth_sample(family, rng, cfg, as_image):
         process = f"Counting: {', '.join(str(i + 1) for i in range(count))}."
         signature = (family, count, color, tuple(sorted((round(x) // 8, round(y) // 8) for x, y in centres)))
     elif family == "size":
-        percent = int(rng.integers(20, 81))
+        percent = int(rng.choice(cfg.size_percents)) if cfg.size_percents else int(rng.integers(20, 81))
         size = W * percent / 100
         cx = rng.uniform(size / 2, W - size / 2) if size < W else W / 2
         cy = rng.uniform(min(size, H) / 2, H - min(size, H) / 2)
@@ -509,7 +510,9 @@ def synth_sample(family, rng, cfg, as_image):
         problem = f"What percentage of the frame's width does the {color} square cover?"
         answer = str(percent)
         process = f"It spans about {percent} percent."
-        signature = (family, percent, color, round(cx) // 8, round(cy) // 8)
+        # with a few widths, 8-pixel position bins leave too few distinct large squares to keep the splits apart
+        where = (round(cx), round(cy)) if cfg.size_percents else (round(cx) // 8, round(cy) // 8)
+        signature = (family, percent, color, *where)
     else:
         raise ValueError(f"unknown question family {family!r}")
 
@@ -553,6 +556,17 @@ def write_mp4(path, frames, fps):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def parse_percents(text):
+    """"20,50,80" -> (20, 50, 80), the --size_percents of data.py and train.py; "" -> ()."""
+    try:
+        percents = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise ValueError(f"size percents {text!r}: expected comma-separated whole numbers such as 20,50,80") from None
+    if any(not 1 <= p <= 100 for p in percents):
+        raise ValueError(f"size percents {text!r}: each must be between 1 and 100 (% of the frame's width)")
+    return percents
 
 
 def synth_split(out_dir, split, num, seed, cfg, avoid=frozenset()):
@@ -641,6 +655,7 @@ def main(argv=None):
         p.add_argument(f"--{name}", type=type(getattr(defaults, name)), default=getattr(defaults, name),
                        help=f"difficulty/format knob (see SynthConfig)")
     p.add_argument("--families", default=",".join(defaults.families), help="comma-separated question families")
+    p.add_argument("--size_percents", default="", help="comma-separated widths (percent of the frame) a `size` question's square may have; empty: any whole number from 20 to 80")
     c = sub.add_parser("check", help="validate a Video-R1 JSON/JSONL file and decode its media; exit 1 on any bad record")
     c.add_argument("file")
     c.add_argument("--num_frames", type=int, default=4, help="frames to decode per video")
@@ -648,7 +663,8 @@ def main(argv=None):
 
     if args.command == "synth":
         cfg = SynthConfig(**{k: getattr(args, k) for k in ("width", "height", "frames", "fps", "size", "speed", "distractors", "noise", "image_frac")},
-                          families=tuple(f.strip() for f in args.families.split(",") if f.strip()))
+                          families=tuple(f.strip() for f in args.families.split(",") if f.strip()),
+                          size_percents=parse_percents(args.size_percents))
         if cfg.width % 2 or cfg.height % 2:
             parser.error("--width and --height must be even (H.264 with yuv420p)")
         unknown = set(cfg.families) - set(SynthConfig().families)

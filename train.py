@@ -114,6 +114,7 @@ class Args:
     synth_test: int = field(default=200, metadata={"help": "held-out samples of the synthetic benchmark when it is generated"})
     synth_families: str = field(default=",".join(MAIN_JOB_FAMILIES), metadata={"help": f"question families of the synthetic benchmark when it is generated (comma-separated, from {', '.join(ALL_FAMILIES)})"})
     synth_size: float = field(default=MAIN_JOB_OBJECT_SIZE, metadata={"help": "object size of the synthetic benchmark (fraction of the frame's side) when it is generated"})
+    synth_size_percents: str = field(default="", metadata={"help": "widths (percent of the frame) a `size` question's square may have when the benchmark is generated, e.g. 20,50,80; empty: any whole number from 20 to 80 (README, \"A `size` family of three widths\")"})
 
     @property
     def tiny(self):
@@ -427,7 +428,8 @@ def prepare_assets(args):
         if os.path.isfile(os.path.join(SYNTH_DIR, "train.json")):
             check_synth_config(os.path.join(SYNTH_DIR, "synth_config.json"), wanted, f"delete {SYNTH_DIR} to regenerate it")
         else:
-            data.synth(SYNTH_DIR, args.synth_train, args.synth_test, seed=0, cfg=data.SynthConfig(families=wanted["families"], size=wanted["size"]))
+            data.synth(SYNTH_DIR, args.synth_train, args.synth_test, seed=0,
+                       cfg=data.SynthConfig(families=wanted["families"], size=wanted["size"], size_percents=wanted["size_percents"]))
     return args.model or TINY_MODEL_DIR, args.data or os.path.join(SYNTH_DIR, "train.json")
 
 
@@ -437,13 +439,16 @@ def synth_config(args):
     unknown = sorted(set(families) - set(ALL_FAMILIES))
     if unknown or not families:
         raise ValueError(f"--synth_families {args.synth_families!r}: unknown or no families {unknown}; choose from {', '.join(ALL_FAMILIES)}")
-    return data.synth_settings(args.synth_train, args.synth_test, 0, data.SynthConfig(families=families, size=args.synth_size))
+    percents = data.parse_percents(args.synth_size_percents)
+    return data.synth_settings(args.synth_train, args.synth_test, 0, data.SynthConfig(families=families, size=args.synth_size, size_percents=percents))
 
 
 def check_synth_config(path, wanted, remedy):
     """A cached benchmark, or a model trained on one, is reused only if it was made with the same settings."""
     have = json.load(open(path)) if os.path.isfile(path) else None
     wanted = json.loads(json.dumps(wanted))  # as it reads back from the file (tuples become lists)
+    if have is not None:  # a file written before a setting existed was made with that setting's default
+        have = {**json.loads(json.dumps(data.SynthConfig().__dict__)), **have}
     if have != wanted:
         diff = "no synth_config.json" if have is None else ", ".join(f"{k}: {have.get(k)!r} there, {v!r} asked" for k, v in wanted.items() if have.get(k) != v)
         raise SystemExit(f"{path}: made with other benchmark settings ({diff}); {remedy}")

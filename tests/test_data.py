@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -114,6 +115,37 @@ def test_synth_answers_match_the_pictures():
     percent = float(data.answer_of(fields["solution"]))
     widest_row = (frames[0].astype(float).sum(-1) > 3 * 40).sum(1).max()  # the square's width in pixels
     assert abs(widest_row / cfg.width * 100 - percent) <= 2
+
+
+def test_size_percents_restrict_the_widths_drawn():
+    """SynthConfig.size_percents: every `size` square has one of the given widths, drawn that wide; the splits
+    stay apart; bad lists are refused with the list in the message."""
+    cfg = data.SynthConfig(size_percents=(20, 50, 80))
+    rng = np.random.default_rng(2)
+    seen = set()
+    for _ in range(30):
+        frames, fields, signature = data.synth_sample("size", rng, cfg, as_image=True)
+        percent = int(data.answer_of(fields["solution"]))
+        widest_row = (frames[0].astype(float).sum(-1) > 3 * 40).sum(1).max()
+        assert percent in (20, 50, 80) and abs(widest_row / cfg.width * 100 - percent) <= 2
+        seen.add(percent)
+        assert signature[1] == percent and len(signature) == 5
+    assert seen == {20, 50, 80}
+    assert data.parse_percents("20, 50,80") == (20, 50, 80) and data.parse_percents("") == ()
+    for bad, why in (("20,x", "whole numbers"), ("0,50", "between 1 and 100"), ("20,120", "between 1 and 100")):
+        with pytest.raises(ValueError, match=rf"size percents '{bad}': .*{why}"):
+            data.parse_percents(bad)
+
+
+def test_size_percents_synth_keeps_splits_apart(tmp_path):
+    """Few widths: with exact positions in the signature, 300 training records do not exhaust any width's
+    parameters (with 8-pixel bins an 80% square has 16 positions per colour), and the test split gets every width."""
+    cfg = data.SynthConfig(families=("size",), size_percents=(20, 50, 80), frames=4, image_frac=0.5)
+    train, test = data.synth(str(tmp_path), 300, 30, seed=0, cfg=cfg)
+    counts = Counter(data.answer_of(r["solution"]) for r in train)
+    assert set(counts) == {"20", "50", "80"} and min(counts.values()) >= 300 / 4, counts  # no width runs out of positions
+    assert {data.answer_of(r["solution"]) for r in test} == {"20", "50", "80"}
+    assert json.load(open(tmp_path / "synth_config.json"))["size_percents"] == [20, 50, 80]
 
 
 # --- loading Video-R1 files -----------------------------------------------------------------------

@@ -170,6 +170,7 @@ def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
     args = train.parse_args(["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6"])
     wanted = train.synth_config(args)
     assert wanted["families"] == ("color", "approach", "size") and wanted["train"] == 16 and wanted["size"] == 0.5
+    assert wanted["size_percents"] == ()
     path = tmp_path / "synth_config.json"
     path.write_text(json.dumps(wanted))
     train.check_synth_config(str(path), wanted, "delete it")  # same settings: accepted
@@ -179,7 +180,15 @@ def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
     path.write_text(json.dumps({**wanted, "size": 0.35}))
     with pytest.raises(SystemExit, match=r"size: 0.35 there, 0.5 asked"):
         train.check_synth_config(str(path), wanted, "delete it")
+    path.write_text(json.dumps({k: v for k, v in wanted.items() if k != "size_percents"}))  # made before the option existed:
+    train.check_synth_config(str(path), wanted, "delete it")  # with its default, which is what was asked
+    three = train.synth_config(train.parse_args(["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6", "--synth_size_percents", "20,50,80"]))
+    with pytest.raises(SystemExit, match=r"size_percents: \[\] there, \[20, 50, 80\] asked"):
+        train.check_synth_config(str(path), three, "delete it")
     with pytest.raises(SystemExit, match="no synth_config.json"):
         train.check_synth_config(str(tmp_path / "missing.json"), wanted, "delete it")
     with pytest.raises(ValueError, match="unknown or no families"):
         train.synth_config(train.parse_args(["--synth_families", "color,colour"]))
+    with pytest.raises(ValueError, match="size percents '20,fifty'"):
+        train.synth_config(train.parse_args(["--synth_size_percents", "20,fifty"]))
+    assert three["size_percents"] == (20, 50, 80)
