@@ -114,7 +114,7 @@ class Args:
     synth_test: int = field(default=200, metadata={"help": "held-out samples of the synthetic benchmark when it is generated"})
     synth_families: str = field(default=",".join(MAIN_JOB_FAMILIES), metadata={"help": f"question families of the synthetic benchmark when it is generated (comma-separated, from {', '.join(ALL_FAMILIES)})"})
     synth_size: float = field(default=MAIN_JOB_OBJECT_SIZE, metadata={"help": "object size of the synthetic benchmark (fraction of the frame's side) when it is generated"})
-    synth_size_percents: str = field(default="", metadata={"help": "widths (percent of the frame) a `size` question's square may have when the benchmark is generated, e.g. 20,50,80; empty: any whole number from 20 to 80 (README, \"A `size` family of three widths\")"})
+    synth_size_percents: str = field(default="", metadata={"help": "widths (percent of the frame) a `size` question's square may have when the benchmark is generated, e.g. 20,50,80; empty: any whole number from 20 to 80 (README, \"Other attempts at `size`\")"})
 
     @property
     def tiny(self):
