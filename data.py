@@ -662,9 +662,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.command == "synth":
+        try:
+            percents = parse_percents(args.size_percents)
+        except ValueError as e:
+            parser.error(str(e))
         cfg = SynthConfig(**{k: getattr(args, k) for k in ("width", "height", "frames", "fps", "size", "speed", "distractors", "noise", "image_frac")},
-                          families=tuple(f.strip() for f in args.families.split(",") if f.strip()),
-                          size_percents=parse_percents(args.size_percents))
+                          families=tuple(f.strip() for f in args.families.split(",") if f.strip()), size_percents=percents)
         if cfg.width % 2 or cfg.height % 2:
             parser.error("--width and --height must be even (H.264 with yuv420p)")
         unknown = set(cfg.families) - set(SynthConfig().families)

@@ -428,8 +428,8 @@ def prepare_assets(args):
         if os.path.isfile(os.path.join(SYNTH_DIR, "train.json")):
             check_synth_config(os.path.join(SYNTH_DIR, "synth_config.json"), wanted, f"delete {SYNTH_DIR} to regenerate it")
         else:
-            data.synth(SYNTH_DIR, args.synth_train, args.synth_test, seed=0,
-                       cfg=data.SynthConfig(families=wanted["families"], size=wanted["size"], size_percents=wanted["size_percents"]))
+            cfg = data.SynthConfig(**{k: v for k, v in wanted.items() if k in data.SynthConfig.__dataclass_fields__})
+            data.synth(SYNTH_DIR, args.synth_train, args.synth_test, seed=0, cfg=cfg)
     return args.model or TINY_MODEL_DIR, args.data or os.path.join(SYNTH_DIR, "train.json")
 
 

@@ -118,8 +118,8 @@ def test_synth_answers_match_the_pictures():
 
 
 def test_size_percents_restrict_the_widths_drawn():
-    """SynthConfig.size_percents: every `size` square has one of the given widths, drawn that wide; the splits
-    stay apart; bad lists are refused with the list in the message."""
+    """SynthConfig.size_percents: every `size` square has one of the given widths, drawn that wide, and its
+    signature holds its exact position; bad lists are refused with the list in the message."""
     cfg = data.SynthConfig(size_percents=(20, 50, 80))
     rng = np.random.default_rng(2)
     seen = set()
