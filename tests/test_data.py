@@ -84,6 +84,19 @@ def test_synth_is_deterministic_and_splits_are_disjoint(tmp_path, synth_dir):
     assert not train_media & {_sha(os.path.join(synth_dir, r["path"])) for r in test}
 
 
+def test_synth_media_are_byte_identical_whatever_memory_held(tmp_path):
+    """Two builds of one benchmark give the same bytes, media included, even when freshly allocated memory
+    holds different garbage (MALLOC_PERTURB_): the encoder must not read memory it has not written."""
+    hashes = []
+    for fill in ("85", "170"):
+        out = tmp_path / fill
+        run = subprocess.run([sys.executable, "data.py", "synth", "--out", str(out), "--train", "16", "--test", "4", "--seed", "0",
+                              "--families", "approach,direction"], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "MALLOC_PERTURB_": fill})
+        assert run.returncode == 0, run.stderr
+        hashes.append({p.relative_to(out).as_posix(): _sha(p) for p in sorted(out.rglob("*")) if p.is_file()})
+    assert len(hashes[0]) == 16 + 4 + 3 and hashes[0] == hashes[1]
+
+
 def test_synth_schema_mixes_kinds_and_answer_types(synth_dir):
     records, bad = data.load_records(os.path.join(synth_dir, "train.json"))
     assert not bad and len(records) == 28
