@@ -41,8 +41,13 @@ SYNTH_DIR = "data/synth"  # the synthetic benchmark, generated on first use
 # seen four times and 35%-wide objects, 300 SFT steps leave the tiny model answering one colour to every
 # colour question; with these settings its held-out score is 0.64-0.76 and it uses its video. (A 200-step
 # start with 50 RL steps was tried and is worse: README, "Which families RL trains on".)
+# `size` squares are 20, 50 or 80% of the frame wide, and SFT runs 225 steps: with any whole width from 20
+# to 80 the tiny model's `size` answers were blind guesses and RL on them lost ground, and 300 steps on
+# three widths left no room for RL (README, "Other attempts at `size`" and the main job's table).
 MAIN_JOB_FAMILIES = ("color", "approach", "size")
 MAIN_JOB_OBJECT_SIZE = 0.5
+MAIN_JOB_SIZE_PERCENTS = "20,50,80"
+MAIN_JOB_SFT_STEPS = 225
 ALL_FAMILIES = data.SynthConfig().families
 TINY_HIDDEN_SIZE = 128  # model.TINY_HIDDEN, repeated so that `python train.py --help` stays fast
 
@@ -105,16 +110,16 @@ class Args:
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in output_dir"})
     report_to: str = field(default="", metadata={"help": "accelerate trackers, comma-separated: tensorboard, wandb, ... (metrics.jsonl is always written)"})
     log_completions_steps: int = field(default=10, metadata={"help": "write a few sample completions to completions.jsonl every K steps; 0: never"})
-    problem_types: str = field(default="", metadata={"help": "train only on records of these problem types (comma-separated, e.g. 'multiple choice'); empty or 'all': every type. In the main job it applies to the RL stage (empty there means 'multiple choice', see main_job; 'all' trains on every family); the SFT start trains on everything"})
+    problem_types: str = field(default="", metadata={"help": "train only on records of these problem types (comma-separated, e.g. 'multiple choice'); empty or 'all': every type. In the main job it applies to the RL stage; the SFT start trains on everything"})
     strict_data: bool = field(default=False, metadata={"help": "stop at the first unreadable sample instead of skipping it"})
-    sft_steps: int = field(default=300, metadata={"help": "main job (no --model, no --data): SFT cold-start steps before RL (cached under runs/)"})
+    sft_steps: int = field(default=MAIN_JOB_SFT_STEPS, metadata={"help": "main job (no --model, no --data): SFT cold-start steps before RL (cached under runs/)"})
     sft_batch_size: int = field(default=8, metadata={"help": "main job: prompts per SFT step"})
     eval_limit: int = field(default=0, metadata={"help": "main job: evaluate on the first N held-out records only; 0: all"})
     synth_train: int = field(default=2400, metadata={"help": f"training samples of the synthetic benchmark when it is generated ({SYNTH_DIR})"})
     synth_test: int = field(default=200, metadata={"help": "held-out samples of the synthetic benchmark when it is generated"})
     synth_families: str = field(default=",".join(MAIN_JOB_FAMILIES), metadata={"help": f"question families of the synthetic benchmark when it is generated (comma-separated, from {', '.join(ALL_FAMILIES)})"})
     synth_size: float = field(default=MAIN_JOB_OBJECT_SIZE, metadata={"help": "object size of the synthetic benchmark (fraction of the frame's side) when it is generated"})
-    synth_size_percents: str = field(default="", metadata={"help": "widths (percent of the frame) a `size` question's square may have when the benchmark is generated, e.g. 20,50,80; empty: any whole number from 20 to 80 (README, \"Other attempts at `size`\")"})
+    synth_size_percents: str = field(default=MAIN_JOB_SIZE_PERCENTS, metadata={"help": "widths (percent of the frame) a `size` question's square may have when the benchmark is generated; \"\": any whole number from 20 to 80 (README, \"Other attempts at `size`\")"})
 
     @property
     def tiny(self):
@@ -846,14 +851,6 @@ def held_out_eval(model_dir, args, test_path, accelerator):
     return (metrics["eval_test"], metrics["eval_test_blind"]) if metrics else (None, None)
 
 
-MAIN_JOB_RL_PROBLEM_TYPES = "multiple choice"
-
-
-def main_job_rl_types(problem_types):
-    """The main job's RL filter from --problem_types: empty -> multiple choice, 'all' -> every type."""
-    return {"": MAIN_JOB_RL_PROBLEM_TYPES, "all": ""}.get(problem_types, problem_types)
-
-
 def main_job_sft_args(args):
     """The main job's SFT cold start: every problem type, the SFT defaults, full weights. The tiny model's
     vision tower starts random, so --freeze_vision and --lora_r (which freezes it too) apply to the RL
@@ -895,13 +892,12 @@ def main_job(args):
         before, before_blind = held_out_eval(sft_final, args, test_path, accelerator)
     stages["eval_sft_s"] = round(time.time() - t0, 1)
     t0 = time.time()
-    # RL on the multiple-choice families unless --problem_types says otherwise ('all': every family).
-    # Measured (README, "Why the main job now trains RL on multiple choice only"): from 300-step starts, RL on every family went up
-    # on 4 of 6 runs but once lost 0.135 (every green `color` answer turned "red"); on multiple choice
-    # alone it went up on 7 of 10, was unchanged on 1 and lost 0.014 and 0.078 (the latter `size`, which
-    # it does not see and mostly keeps at this learning rate; at 2e-4 it did not).
-    rl_args = Args(**{**asdict(args), "model": sft_final, "data": os.path.join(SYNTH_DIR, "train.json"),
-                      "problem_types": main_job_rl_types(args.problem_types)})
+    # RL on every family unless --problem_types says otherwise (e.g. 'multiple choice'). Measured on the
+    # three-width benchmark (README, the main job's table): RL on multiple choice alone let the `size`
+    # answers drift (MRA down on 3 of 4 seeds); RL on every family raised `size` too. On the earlier
+    # benchmark of any width, where `size` answers were blind guesses, multiple choice alone was better
+    # (README, "Why the main job trained RL on multiple choice only").
+    rl_args = Args(**{**asdict(args), "model": sft_final, "data": os.path.join(SYNTH_DIR, "train.json")})
     train(rl_args)
     stages["rl_s"] = round(time.time() - t0, 1)
     t0 = time.time()

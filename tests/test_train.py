@@ -92,18 +92,10 @@ def test_main_job_shortened(tmp_path):
     assert summary["sft_blind"]["n"] == summary["rl_blind"]["n"] == 6 and 0 <= summary["rl_blind_accuracy"] <= 1
     assert "| temporal questions |" in out.stdout and "| overall, another record's video (blind) |" in out.stdout
     assert os.path.isdir(tmp_path / "data" / "tiny-qwen2.5-vl")
-    # the SFT start trains on every problem type, RL (by default) on multiple choice
+    # the SFT start and (by default) RL train on every problem type, on a benchmark whose squares have three widths
     assert json.load(open(tmp_path / "runs" / "sft-cold-start-2x2-seed0" / "args.json"))["problem_types"] == ""
-    assert json.load(open(tmp_path / "runs" / "reg_grpo-seed0" / "args.json"))["problem_types"] == "multiple choice"
-
-
-def test_main_job_rl_types():
-    """The main job's RL stage: multiple choice unless told otherwise; 'all' lifts the filter."""
-    import train
-
-    assert train.main_job_rl_types("") == "multiple choice"
-    assert train.main_job_rl_types("all") == ""
-    assert train.main_job_rl_types("regression") == "regression"
+    assert json.load(open(tmp_path / "runs" / "reg_grpo-seed0" / "args.json"))["problem_types"] == ""
+    assert json.load(open(tmp_path / "data" / "synth" / "synth_config.json"))["size_percents"] == [20, 50, 80]
 
 
 def test_main_job_sft_start_trains_every_weight():
@@ -170,7 +162,7 @@ def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
     args = train.parse_args(["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6"])
     wanted = train.synth_config(args)
     assert wanted["families"] == ("color", "approach", "size") and wanted["train"] == 16 and wanted["size"] == 0.5
-    assert wanted["size_percents"] == ()
+    assert wanted["size_percents"] == (20, 50, 80)
     path = tmp_path / "synth_config.json"
     path.write_text(json.dumps(wanted))
     train.check_synth_config(str(path), wanted, "delete it")  # same settings: accepted
@@ -180,15 +172,15 @@ def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
     path.write_text(json.dumps({**wanted, "size": 0.35}))
     with pytest.raises(SystemExit, match=r"size: 0.35 there, 0.5 asked"):
         train.check_synth_config(str(path), wanted, "delete it")
-    path.write_text(json.dumps({k: v for k, v in wanted.items() if k != "size_percents"}))  # made before the option existed:
-    train.check_synth_config(str(path), wanted, "delete it")  # with its default, which is what was asked
-    three = train.synth_config(train.parse_args(["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6", "--synth_size_percents", "20,50,80"]))
-    with pytest.raises(SystemExit, match=r"size_percents: \[\] there, \[20, 50, 80\] asked"):
-        train.check_synth_config(str(path), three, "delete it")
+    path.write_text(json.dumps({k: v for k, v in wanted.items() if k != "size_percents"}))  # made before the option existed,
+    with pytest.raises(SystemExit, match=r"size_percents: \[\] there, \[20, 50, 80\] asked"):  # so with any width:
+        train.check_synth_config(str(path), wanted, "delete it")  # not today's default,
+    any_width = train.synth_config(train.parse_args(["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6", "--synth_size_percents", ""]))
+    train.check_synth_config(str(path), any_width, "delete it")  # but what `--synth_size_percents ""` asks for
     with pytest.raises(SystemExit, match="no synth_config.json"):
         train.check_synth_config(str(tmp_path / "missing.json"), wanted, "delete it")
     with pytest.raises(ValueError, match="unknown or no families"):
         train.synth_config(train.parse_args(["--synth_families", "color,colour"]))
     with pytest.raises(ValueError, match="size percents '20,fifty'"):
         train.synth_config(train.parse_args(["--synth_size_percents", "20,fifty"]))
-    assert three["size_percents"] == (20, 50, 80)
+    assert any_width["size_percents"] == ()
