@@ -251,28 +251,28 @@ def worker_rollout(G, T, reps):
 
 class OurTrainer:
     """train.py's set-up for one process (policy, frozen reference, AdamW, constant schedule, accelerate),
-    and `step`: the body of train.py's loop for one prompt (batch_size 1, grad_accum 1, num_iterations 1).
-    A `train_step` function in train.py would let this call it instead of repeating its ten lines."""
+    and `step`: one prompt through train.py's own rollout and update functions (batch_size 1, grad_accum 1)."""
 
     def __init__(self, args, pixels=None):
         import torch
-        from accelerate import Accelerator
 
         import model as model_lib
         import train
 
-        self.accelerator = Accelerator()
+        self.accelerator = train.new_accelerator(args)
         torch.manual_seed(0)  # sampling seed (TRL's side: GRPOConfig(seed=0))
         model, self.processor, self.pixels = tiny_model(), tiny_processor(), pixels
         policy = model_lib.LogProbs(model, args.logprob_chunk)
-        optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.learning_rate, weight_decay=args.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda update: 1.0)
+        optimizer, scheduler = train.optimizer_and_schedule(policy, args)
         self.policy, self.optimizer, self.scheduler = self.accelerator.prepare(policy, optimizer, scheduler)
-        self.ref = train.reference_logprobs(self.accelerator, self.policy, None, MODEL_DIR, None, args)  # None when beta is 0
+        self.ref = train.reference_logprobs(self.accelerator, self.policy, None, lambda: model_lib.load_model(MODEL_DIR), args)  # None when beta is 0
         self.model = self.accelerator.unwrap_model(self.policy).model
+        self.state = train.TrainState(args.da_window)
 
     def step(self, record, args):
         """One rollout + update; returns (seconds, mean completion length)."""
+        import torch
+
         import data
         import train
 
@@ -280,16 +280,11 @@ class OurTrainer:
         size = self.processor.video_processor.size if record["data_type"] == "video" else self.processor.image_processor.size
         budget = (self.pixels, self.pixels) if self.pixels else (size["shortest_edge"], size["longest_edge"])
         visual = data.load_visual(record, args.num_frames, *budget)
-        group = train.score_group(train.sample_group(self.model, self.processor, record, visual, args.num_generations, args), args)
-        timing = {"logprob": 0.0}
-        mb = train.rollout_tensors([group], self.ref, args, self.accelerator, timing, self.policy)
-        loss, _ = train.compute_loss(self.policy, mb, args)
-        self.accelerator.backward(loss)
-        self.accelerator.clip_grad_norm_(self.policy.parameters(), args.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return time.perf_counter() - t0, group.mask.sum(1).float().mean().item()
+        timing = {"generate": 0.0, "score": 0.0, "logprob": 0.0, "update": 0.0}
+        groups, _ = train.collect_rollouts(self.model, self.processor, [(record, visual, torch.Generator().manual_seed(0))], None, args, timing)
+        mb = train.rollout_tensors(groups, self.ref, args, self.accelerator, timing, self.policy)
+        train.optimizer_updates(self.accelerator, self.policy, self.optimizer, self.scheduler, [mb], args, self.state, timing)
+        return time.perf_counter() - t0, groups[0].mask.sum(1).float().mean().item()
 
 
 def worker_step(Gs, T, reps):

@@ -104,7 +104,7 @@ class Args:
     lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA branch's input"})
     lora_targets: str = field(default="", metadata={"help": "regular expression over full module names to adapt; empty: q/k/v/o/gate/up/down projections of the language model only (model.LLM_LORA_TARGETS), never the vision tower"})
     lora_merge: bool = field(default=True, metadata={"help": "LoRA: final/ holds the merged full model; --no-lora_merge: only the adapter (+ processor), which eval.py and model.load also read"})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU) | bf16 | fp16 | fp32"})
+    dtype: str = field(default="auto", metadata={"help": "compute dtype of the matmuls, through accelerate's mixed precision (autocast); weights and AdamW state stay fp32 whatever it is (README, 'Precision'). auto: bf16 on a GPU that has it, fp32 otherwise; fp16 adds accelerate's gradient scaler", "choices": ["auto", "bf16", "fp16", "fp32"]})
     logprob_chunk: int = field(default=256, metadata={"help": "tokens per chunk of the LM-head log-softmax"})
     save_steps: int = field(default=0, metadata={"help": "write a checkpoint every K steps (and at the end); 0: only at the end"})
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in output_dir"})
@@ -401,7 +401,13 @@ def sft_group(processor, record, visual, device):
 
 class TrainState:
     """What a checkpoint needs beyond model, optimizer, scheduler and RNG (which accelerate saves):
-    the step, the data position, DA's reward window, and counters."""
+    the step, the data position, DA's reward window, and counters.
+
+    Every field is the same on every process, so the main process's copy in a checkpoint resumes all of
+    them exactly (accelerate saves registered objects from the main process only). DA's window is global
+    for that reason: after each micro-batch every process gathers the mean rewards of all processes'
+    groups (in data order), as DeepVideo-R1's "the last W samples" reads, rather than W samples of its own
+    shard. `skipped` counts the unreadable samples of all processes likewise."""
 
     def __init__(self, window):
         self.step, self.position, self.skipped, self.nonfinite = 0, 0, 0, 0
@@ -414,6 +420,16 @@ class TrainState:
         self.step, self.position, self.skipped, self.nonfinite = state["step"], state["position"], state["skipped"], state["nonfinite"]
         self.window.clear()
         self.window.extend(state["window"])
+
+    def record(self, accelerator, mean_rewards, da):
+        """Fold one micro-batch of every process into the counters and (da) DA's window. mean_rewards: this
+        process's [batch_size] group means before augmentation in data order, NaN where a sample was
+        unreadable. Every process calls it once per micro-batch (a collective)."""
+        everyone = accelerator.gather(torch.tensor(mean_rewards, dtype=torch.float32, device=accelerator.device)).cpu()  # [world * batch_size]
+        readable = ~torch.isnan(everyone)
+        self.skipped += int((~readable).sum())
+        if da:
+            self.window.extend(everyone[readable].tolist())
 
 
 def seed_everything(seed):
@@ -531,8 +547,10 @@ def configure_deepspeed(accelerator, args):
     plugin.deepspeed_config["gradient_clipping"] = args.max_grad_norm
 
 
-def reference_logprobs(accelerator, policy, peft_model, model_path, dtype, args):
+def reference_logprobs(accelerator, policy, peft_model, load_reference, args):
     """The frozen reference policy pi_ref as a log-prob function groups -> [N, T], or None when beta is 0.
+    load_reference() returns the reference model (train() loads the starting checkpoint in the compute
+    dtype: it never steps, so it needs no fp32 master weights).
 
     LoRA: the policy itself with its adapters switched off, i.e. the starting weights; no second copy.
     DeepSpeed ZeRO-3: a copy in its own ZeRO-3 engine (sharded like the policy, eval mode, no optimizer).
@@ -551,7 +569,7 @@ def reference_logprobs(accelerator, policy, peft_model, model_path, dtype, args)
                 return logprobs(groups)
 
         return base_logprobs
-    ref = model_lib.LogProbs(model_lib.load_model(model_path, dtype=dtype, device=accelerator.device), args.logprob_chunk)
+    ref = model_lib.LogProbs(load_reference(), args.logprob_chunk)
     ref.eval().requires_grad_(False)
     plugin = accelerator.state.deepspeed_plugin
     if plugin is not None and plugin.zero_stage == 3:
@@ -563,26 +581,150 @@ def reference_logprobs(accelerator, policy, peft_model, model_path, dtype, args)
     return ref
 
 
-def train(args):
+MIXED_PRECISION = {torch.float32: "no", torch.bfloat16: "bf16", torch.float16: "fp16"}  # accelerate's names
+
+
+def compute_dtype(args):
+    """The dtype the matmuls run in (--dtype): auto is bf16 on a GPU that has it, fp32 elsewhere."""
+    if args.dtype == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+
+
+def new_accelerator(args, **kwargs):
+    """The Accelerator of every run, with the two settings that keep the GPU path honest:
+
+    - mixed precision from --dtype: the weights and AdamW state stay fp32 (the master weights) and
+      autocast runs the matmuls in bf16/fp16. AdamW updating bf16 weights in place loses every step
+      smaller than bf16's spacing (|w| ~ 0.02: ~1e-4; an lr-1e-6 step: ~1e-6), so nearly all of them:
+      measured on the tiny model, 3 SFT steps at lr 1e-6 in pure bf16 moved the weights 0.023x as far as
+      in fp32 (tests/test_train.py). fp16 also gets accelerate's gradient scaler. The argument overrides
+      an accelerate config's mixed_precision, so --dtype is the one place that decides.
+    - step_scheduler_with_optimizer=False: accelerate's prepared scheduler otherwise steps the schedule
+      once per process at every call (it assumes a data loader that shrank N-fold); this loop has none
+      and counts optimizer updates itself, so on 8 GPUs a warm-up would end 8 times early.
+    """
     from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=MIXED_PRECISION[compute_dtype(args)], step_scheduler_with_optimizer=False, **kwargs)
+
+
+def optimizer_and_schedule(policy, args):
+    """AdamW over the trainable parameters, and the learning-rate schedule per optimizer update: linear
+    warm-up over --warmup_steps, then constant or cosine to 0 at the last update."""
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.learning_rate, weight_decay=args.weight_decay)
+    total_updates = args.max_steps * args.num_iterations
+
+    def lr_factor(update):
+        if update < args.warmup_steps:
+            return (update + 1) / args.warmup_steps
+        if args.lr_schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (update - args.warmup_steps) / max(1, total_updates - args.warmup_steps)))
+        return 1.0
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+
+
+def collect_rollouts(model, processor, prompts, reference, args, timing):
+    """One micro-batch's rollouts, in the order the algorithms build them. This is where they differ
+    before the loss:
+
+      1. sample G completions of every prompt, in one generate call                every RL algorithm
+      2. rewards: accuracy + format (+ length bonus)                                 Video-R1's rewards
+      3. --da: too easy -> re-sample on noisy frames, too hard -> on a reasoning hint    DeepVideo-R1
+      4. --algo t_grpo: G~ completions on shuffled frames; +alpha if p >= mu * p~         Video-R1
+    (5. the advantages, from the final rewards, follow in rollout_tensors.)
+
+    model: the unwrapped policy (whole, see model.gathered_for_generation); prompts: (record, visual,
+    generator) of this process's readable samples; reference: DA's mean reward over the window (None
+    while it is empty: no augmentation yet). Returns (groups, stats for step_metrics)."""
+    stats = {"acc_ordered": [], "acc_shuffled": [], "bonus": [], "easy": 0, "hard": 0, "zero_before": 0}
+    t0 = time.time()
+    groups = sample_groups(model, processor, [(r, v, None) for r, v, _ in prompts], args.num_generations, args) if prompts else []
+    timing["generate"] += time.time() - t0
+    for i, (group, (record, visual, generator)) in enumerate(zip(groups, prompts)):
+        t0 = time.time()
+        score_group(group, args)
+        timing["score"] += time.time() - t0
+        if args.da:
+            stats["zero_before"] += bool(group.rewards.std() == 0)
+            group.mean_before = group.rewards.mean().item()  # what the window records: the difficulty before augmentation
+            if reference is not None:
+                t0 = time.time()
+                augmented, kind = difficulty_augment(group, visual, reference, model, processor, args, generator)
+                augmented.mean_before = group.mean_before
+                groups[i] = group = augmented
+                timing["generate"] += time.time() - t0
+                if kind:
+                    stats[kind] += 1
+        if args.algo == "t_grpo" and record["data_type"] == "video":  # images get no temporal bonus
+            t0 = time.time()
+            p, p_shuffled, bonus = add_temporal_bonus(group, model, processor, visual, args, generator)
+            timing["generate"] += time.time() - t0
+            stats["acc_ordered"].append(p)
+            stats["acc_shuffled"].append(p_shuffled)
+            stats["bonus"].append(bonus)
+    return groups, stats
+
+
+def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, state, timing):
+    """num_iterations optimizer updates on one step's micro-batches (the rollouts stay fixed); gradients
+    are accumulated over the micro-batches and all-reduced once, on the last. Returns the last update's
+    (loss, loss metrics, grad norm)."""
+    for _ in range(args.num_iterations):
+        t0 = time.time()
+        for k, mb in enumerate(micro):
+            sync = accelerator.no_sync(policy) if k < len(micro) - 1 else nullcontext()  # all-reduce once, on the last
+            with sync:
+                loss, loss_metrics = compute_loss(policy, mb, args)
+                accelerator.backward(loss / len(micro))
+        grad_norm = accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm) if args.max_grad_norm > 0 else _grad_norm(policy)
+        grad_norm = float(grad_norm)  # global: gradients are all-reduced, so every process takes the same branch below
+        if accelerator.scaler is not None:  # fp16: the scaler skips an overflowing update itself and lowers its scale
+            optimizer.step()
+            if optimizer.step_was_skipped and accelerator.is_main_process:
+                print(f"step {state.step}: fp16 gradient overflow, update skipped (loss scale now {accelerator.scaler.get_scale():g})", file=sys.stderr)
+        elif math.isfinite(loss.item()) and math.isfinite(grad_norm):
+            optimizer.step()
+            state.nonfinite = 0
+        else:
+            state.nonfinite += 1
+            if accelerator.is_main_process:
+                print(f"step {state.step}: non-finite loss or gradient, update skipped ({state.nonfinite} in a row)", file=sys.stderr)
+            if state.nonfinite >= 5:
+                raise SystemExit("5 non-finite updates in a row: lower the learning rate or check the data; stopping")
+        scheduler.step()  # once per update on every process (new_accelerator: step_scheduler_with_optimizer=False)
+        optimizer.zero_grad(set_to_none=True)
+        timing["update"] += time.time() - t0
+    return loss, loss_metrics, grad_norm
+
+
+def train(args):
     from tqdm import tqdm
 
     import model as model_lib
 
-    accelerator = Accelerator(log_with=[t for t in args.report_to.split(",") if t] or None, project_dir=args.output_dir)
+    accelerator = new_accelerator(args, log_with=[t for t in args.report_to.split(",") if t] or None, project_dir=args.output_dir)
     rank, world = accelerator.process_index, accelerator.num_processes
     seed_everything(args.seed + rank)
     with accelerator.main_process_first():
         model_path, data_path = prepare_assets(args)
     os.makedirs(args.output_dir, exist_ok=True)
-    dtype = None if args.dtype == "auto" else args.dtype
-    model, processor = model_lib.load(model_path, dtype=dtype, device=accelerator.device, gradient_checkpointing=args.gradient_checkpointing,
+    compute = compute_dtype(args)
+    # Trainable weights are fp32 master weights (new_accelerator). With LoRA the base never steps, so under
+    # bf16/fp16 compute it is held in that dtype (half the memory); peft keeps the adapters in fp32.
+    weights = compute if args.lora_r else torch.float32
+    model, processor = model_lib.load(model_path, dtype=weights, device=accelerator.device, gradient_checkpointing=args.gradient_checkpointing,
                                       freeze_vision=args.freeze_vision, min_pixels=args.min_pixels or None, max_pixels=args.max_pixels or None)
     peft_model = None
     if args.lora_r:  # adapters on the language model; the base weights freeze (see model.add_lora)
         peft_model = model_lib.add_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_targets or model_lib.LLM_LORA_TARGETS, model_path)
         model = peft_model.get_base_model()  # the same modules, LoRA layers inside: what LogProbs and generate run
     model.train()  # from_pretrained leaves eval mode; train mode turns activation checkpointing on
+    if accelerator.is_main_process:
+        print(f"precision: {str(compute).removeprefix('torch.')} compute (autocast {'on' if accelerator.native_amp else 'off'}), "
+              f"trainable weights and AdamW state {str(next(p.dtype for p in model.parameters() if p.requires_grad)).removeprefix('torch.')}"
+              + (", fp16 gradient scaler" if accelerator.scaler is not None else ""))
     budget = processor.video_processor.size
     min_pixels, max_pixels = budget["shortest_edge"], budget["longest_edge"]
     records, bad = data.load_records(data_path, strict=args.strict_data)
@@ -602,20 +744,10 @@ def train(args):
     records = kept
 
     policy = model_lib.LogProbs(model, args.logprob_chunk)
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.learning_rate, weight_decay=args.weight_decay)
-    total_updates = args.max_steps * args.num_iterations
-
-    def lr_factor(update):
-        if update < args.warmup_steps:
-            return (update + 1) / args.warmup_steps
-        if args.lr_schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * (update - args.warmup_steps) / max(1, total_updates - args.warmup_steps)))
-        return 1.0
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    optimizer, scheduler = optimizer_and_schedule(policy, args)
     configure_deepspeed(accelerator, args)
     policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
-    ref = reference_logprobs(accelerator, policy, peft_model, model_path, dtype, args)
+    ref = reference_logprobs(accelerator, policy, peft_model, lambda: model_lib.load_model(model_path, dtype=compute, device=accelerator.device), args)
     state = TrainState(args.da_window)
     accelerator.register_for_checkpointing(state)
     metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
@@ -638,14 +770,14 @@ def train(args):
     unwrapped = accelerator.unwrap_model(policy).model
     bar = tqdm(total=args.max_steps, initial=state.step, desc=args.algo, disable=not accelerator.is_main_process)
     while state.step < args.max_steps:
-        t_step, timing, m = time.time(), {"generate": 0.0, "score": 0.0, "logprob": 0.0, "update": 0.0}, {}
+        t_step, timing = time.time(), {"generate": 0.0, "score": 0.0, "logprob": 0.0, "update": 0.0}
         micro = []
         for _ in range(args.grad_accum):  # rollouts of every micro-batch first; then num_iterations updates on them
-            groups, stats = [], {"acc_ordered": [], "acc_shuffled": [], "bonus": [], "easy": 0, "hard": 0, "zero_before": 0}
-            # FSDP / ZeRO-3: the policy's weights whole for this micro-batch's sampling (model.gathered_for_generation)
+            # FSDP / ZeRO-3: the policy's weights whole for this micro-batch's sampling (model.gathered_for_generation);
+            # autocast: sampling and the rollout log-probs in the compute dtype, as the training forward
             gathered = model_lib.gathered_for_generation(accelerator, policy) if args.algo != "sft" else nullcontext()
-            with gathered:
-                prompts = []  # (record, visual, generator) of the readable samples
+            with gathered, accelerator.autocast():
+                prompts, loaded = [], []  # (record, visual, generator) of the readable samples; which positions were readable
                 for j in range(args.batch_size):
                     position = state.position + rank * args.batch_size + j
                     record = record_at(records, position, args.seed)
@@ -656,62 +788,21 @@ def train(args):
                         if args.strict_data:
                             raise
                         print(f"skipping unreadable sample: {e}", file=sys.stderr)
-                        state.skipped += 1
+                        loaded.append(False)
                         continue
-                    if args.algo == "sft":
-                        groups.append(sft_group(processor, record, visual, accelerator.device))
-                    else:
-                        prompts.append((record, visual, generator))
-                t0 = time.time()  # every prompt of the micro-batch in one generate call
-                sampled = sample_groups(unwrapped, processor, [(r, v, None) for r, v, _ in prompts], args.num_generations, args) if prompts else []
-                timing["generate"] += time.time() - t0
-                for group, (record, visual, generator) in zip(sampled, prompts):
-                    t0 = time.time()
-                    score_group(group, args)
-                    timing["score"] += time.time() - t0
-                    if args.da:
-                        zero_before = bool(group.rewards.std() == 0)
-                        stats["zero_before"] += zero_before
-                        mean_reward = group.rewards.mean().item()
-                        if state.window:
-                            t0 = time.time()
-                            group, kind = difficulty_augment(group, visual, float(np.mean(state.window)), unwrapped, processor, args, generator)
-                            timing["generate"] += time.time() - t0
-                            if kind:
-                                stats[kind] += 1
-                        state.window.append(mean_reward)
-                    if args.algo == "t_grpo" and record["data_type"] == "video":  # images get no temporal bonus
-                        t0 = time.time()
-                        p, p_shuffled, bonus = add_temporal_bonus(group, unwrapped, processor, visual, args, generator)
-                        timing["generate"] += time.time() - t0
-                        stats["acc_ordered"].append(p)
-                        stats["acc_shuffled"].append(p_shuffled)
-                        stats["bonus"].append(bonus)
-                    groups.append(group)
-            micro.append(rollout_tensors(groups, ref, args, accelerator, timing, policy) | {"stats": stats})
+                    loaded.append(True)
+                    prompts.append((record, visual, generator))
+                if args.algo == "sft":
+                    groups, stats = [sft_group(processor, record, visual, accelerator.device) for record, visual, _ in prompts], {}
+                else:
+                    reference = float(np.mean(state.window)) if args.da and state.window else None
+                    groups, stats = collect_rollouts(unwrapped, processor, prompts, reference, args, timing)
+                micro.append(rollout_tensors(groups, ref, args, accelerator, timing, policy) | {"stats": stats})
+            means = iter(getattr(g, "mean_before", 0.0) for g in groups)
+            state.record(accelerator, [next(means) if ok else float("nan") for ok in loaded], args.da)
         state.position += args.batch_size * world * args.grad_accum
 
-        for iteration in range(args.num_iterations):
-            t0 = time.time()
-            for k, mb in enumerate(micro):
-                sync = accelerator.no_sync(policy) if k < len(micro) - 1 else nullcontext()  # all-reduce once, on the last
-                with sync:
-                    loss, loss_metrics = compute_loss(policy, mb, args)
-                    accelerator.backward(loss / len(micro))
-            grad_norm = accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm) if args.max_grad_norm > 0 else _grad_norm(policy)
-            grad_norm = float(grad_norm)
-            if math.isfinite(loss.item()) and math.isfinite(grad_norm):
-                optimizer.step()
-                state.nonfinite = 0
-            else:
-                state.nonfinite += 1
-                if accelerator.is_main_process:
-                    print(f"step {state.step}: non-finite loss or gradient, update skipped ({state.nonfinite} in a row)", file=sys.stderr)
-                if state.nonfinite >= 5:
-                    raise SystemExit("5 non-finite updates in a row: lower the learning rate or check the data; stopping")
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            timing["update"] += time.time() - t0
+        loss, loss_metrics, grad_norm = optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, state, timing)
         state.step += 1
 
         m = step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state)
@@ -863,10 +954,8 @@ def main_job_sft_args(args):
 def main_job(args):
     """Tiny model + synthetic data -> SFT cold start (cached) -> held-out eval -> RL -> held-out eval ->
     before/after table and summary.json in the run folder."""
-    from accelerate import Accelerator
-
     t_start = time.time()
-    accelerator = Accelerator()
+    accelerator = new_accelerator(args)
     with accelerator.main_process_first():
         prepare_assets(args)
     stages = {}

@@ -4,6 +4,7 @@ on GPUs), and LoRA (only adapters train, the reference is the base with adapters
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -49,6 +50,50 @@ def test_two_processes_through_the_ddp_config(warm, tmp_path, algo):
     assert [row["step"] for row in metrics(out)] == [1, 2]
     assert _data_position(out, 2) == 2 * 2  # 2 steps x 1 prompt x 2 processes: both processes took part
     assert os.path.isfile(os.path.join(out, "final", "model.safetensors"))
+
+
+def test_learning_rate_schedule_is_the_same_on_two_processes(tiny_dir, synth_dir, tmp_path):
+    """One scheduler step per optimizer update whatever the number of processes: accelerate's prepared
+    scheduler stepped once per process, so with a 4-update warm-up step 1 logged 0.75x the base rate
+    on 2 processes instead of 0.5x."""
+    common = ["train.py", "--algo", "sft", "--model", str(tiny_dir), "--data", os.path.join(synth_dir, "train.json"), "--max_steps", "4",
+              "--batch_size", "1", "--learning_rate", "1e-3", "--warmup_steps", "4", "--lr_schedule", "cosine"]
+    run([sys.executable] + common + ["--output_dir", str(tmp_path / "one")])
+    two = str(tmp_path / "two")
+    result = subprocess.run(DDP + common + ["--output_dir", two], cwd=ROOT, env=DDP_ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    one_lr, two_lr = [row["lr"] for row in metrics(tmp_path / "one")], [row["lr"] for row in metrics(two)]
+    assert one_lr == pytest.approx([0.5e-3, 0.75e-3, 1e-3, 1e-3]) and _data_position(two, 4) == 4 * 2
+    assert two_lr == pytest.approx(one_lr)
+
+
+def test_two_process_da_run_resumes_exactly(warm, tmp_path):
+    """DA's reward window is one global window, the same on every process, so the main process's checkpoint
+    resumes both. The killed run is its checkpoint-2 (all that survives a kill), resumed in a new folder; it
+    must end with the uninterrupted run's weights. With per-process windows, process 1 resumed with process
+    0's window and augmented differently."""
+    args = rl_args(warm, "", "grpo", "--da", "--da_window", "6", "--da_threshold", "0.0", "--max_steps", "4", "--save_steps", "2",
+                   "--batch_size", "2")
+    launch = lambda out, *extra: subprocess.run(DDP + [a if a else out for a in args] + list(extra), cwd=ROOT, env=DDP_ENV,
+                                                capture_output=True, text=True, timeout=900)
+    full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
+    result = launch(full)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    m = metrics(full)
+    assert all(row["da/easy_frac"] + row["da/hard_frac"] > 0 for row in m[1:]), "no group augmented: the test would prove nothing"
+    os.makedirs(cut)
+    shutil.copytree(os.path.join(full, "checkpoint-2"), os.path.join(cut, "checkpoint-2"))
+    shutil.copy(os.path.join(full, "metrics.jsonl"), os.path.join(cut, "metrics.jsonl"))  # the resumed run drops steps 3 and 4
+    window = torch.load(os.path.join(cut, "checkpoint-2", "custom_checkpoint_0.pkl"), weights_only=False)["window"]
+    assert len(window) == 6  # 2 steps x 2 prompts x 2 processes, the last 6
+    result = launch(cut, "--resume")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    end, resumed = load_file(os.path.join(full, "final", "model.safetensors")), load_file(os.path.join(cut, "final", "model.safetensors"))
+    start = load_file(os.path.join(warm[0], "final", "model.safetensors"))
+    assert any(not torch.equal(start[k], end[k]) for k in end), "the policy never changed: the test would prove nothing"
+    for k in end:
+        assert torch.allclose(resumed[k], end[k], atol=1e-6), k
+    assert [row["reward/mean"] for row in metrics(cut)] == [row["reward/mean"] for row in m]
 
 
 def test_lora_reference_is_the_base_model(tiny_dir):

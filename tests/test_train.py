@@ -184,3 +184,66 @@ def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
     with pytest.raises(ValueError, match="size percents '20,fifty'"):
         train.synth_config(train.parse_args(["--synth_size_percents", "20,fifty"]))
     assert any_width["size_percents"] == ()
+
+
+def _mean_step(start, end):
+    """Mean |w_end - w_start| over every element of every weight, with the start rounded to the end's dtype
+    (a run that holds bf16 weights starts from the bf16-rounded checkpoint)."""
+    moved = [(end[k].float() - start[k].to(end[k].dtype).float()).abs() for k in end]
+    return float(torch.cat([m.flatten() for m in moved]).mean())
+
+
+def test_bf16_compute_moves_weights_as_far_as_fp32(tiny_dir, synth_dir, tmp_path):
+    """--dtype bf16 is the compute dtype; the weights AdamW updates stay fp32. Pure bf16 weights lose every
+    lr-1e-6 step smaller than bf16's spacing: before fp32 master weights, 3 SFT steps moved them 0.023x as
+    far as an fp32 run."""
+    start = load_file(os.path.join(tiny_dir, "model.safetensors"))
+    steps = {}
+    for dtype in ("fp32", "bf16"):
+        out = str(tmp_path / dtype)
+        result = run([sys.executable, "train.py", "--algo", "sft", "--model", str(tiny_dir), "--data", os.path.join(synth_dir, "train.json"),
+                      "--output_dir", out, "--max_steps", "3", "--batch_size", "2", "--learning_rate", "1e-6", "--dtype", dtype])
+        steps[dtype] = _mean_step(start, _weights(out))
+        if dtype == "bf16":
+            assert "precision: bfloat16 compute (autocast on), trainable weights and AdamW state float32" in result.stdout, result.stdout[-2000:]
+            assert all(v.dtype == torch.float32 for v in _weights(out).values())
+    assert steps["fp32"] > 0
+    print(f"mean |dw| after 3 steps: bf16 compute / fp32 = {steps['bf16'] / steps['fp32']:.3f}")
+    assert 0.5 <= steps["bf16"] / steps["fp32"] <= 2, steps
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(warm):
+    """train.py's loss on one rollout, with and without --gradient_checkpointing (which must really be on)."""
+    import model as M
+    import train
+    from accelerate import Accelerator
+
+    sft_dir, data_path = warm
+    args = train.parse_args(rl_args(warm, "unused", "reg_grpo", "--beta", "0.1", "--num_iterations", "2")[1:])
+    records, _ = train.data.load_records(data_path)
+    record = next(r for r in records if r["data_type"] == "video")
+    accelerator = Accelerator(cpu=True)
+    results = {}
+    for checkpointing in (False, True):
+        model, processor = M.load(os.path.join(sft_dir, "final"), gradient_checkpointing=checkpointing, freeze_vision=True)
+        model.train()
+        assert model.model.language_model.gradient_checkpointing is checkpointing
+        policy = M.LogProbs(model)
+        size = processor.video_processor.size
+        visual = train.data.load_visual(record, args.num_frames, size["shortest_edge"], size["longest_edge"])
+        torch.manual_seed(0)
+        groups, _ = train.collect_rollouts(model, processor, [(record, visual, torch.Generator().manual_seed(0))], None, args,
+                                           {"generate": 0.0, "score": 0.0})
+        ref = M.LogProbs(M.load_model(os.path.join(sft_dir, "final"))).eval()
+        mb = train.rollout_tensors(groups, ref, args, accelerator, {"logprob": 0.0}, policy)
+        mb["logp_old"] = mb["logp_old"] - 0.01 * torch.arange(mb["logp_old"].shape[1])  # as after an update: rho != 0, the regression acts
+        loss, _ = train.compute_loss(policy, mb, args)
+        loss.backward()
+        results[checkpointing] = (loss.detach(), groups[0].completion_ids, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    (loss0, ids0, grads0), (loss1, ids1, grads1) = results[False], results[True]
+    assert torch.equal(ids0, ids1) and loss0 != 0
+    assert torch.allclose(loss0, loss1, atol=1e-5)
+    assert grads0.keys() == grads1.keys() and len(grads0) > 10
+    assert any(g.abs().max() > 0 for g in grads0.values())
+    for name in grads0:
+        assert torch.allclose(grads0[name], grads1[name], atol=1e-5), name
