@@ -260,7 +260,6 @@ class Visual:
 def load_video(path, num_frames, min_pixels, max_pixels):
     """Decode `num_frames` uniformly sampled frames of a video with PyAV."""
     import av
-    from transformers.video_utils import VideoMetadata
 
     with av.open(path) as container:
         stream = container.streams.video[0]
@@ -279,8 +278,16 @@ def load_video(path, num_frames, min_pixels, max_pixels):
     missing = [i for i in wanted if i not in picked]
     if missing:
         raise ValueError(f"video decoded to fewer frames than its header says ({total}); missing {missing[:3]}")
-    frames = resize_frames(torch.stack([picked[i] for i in wanted]), min_pixels, max_pixels)  # [F, 3, h, w]
-    metadata = VideoMetadata(total_num_frames=total, fps=fps, frames_indices=wanted,
+    return video_visual(torch.stack([picked[i] for i in wanted]), fps, total, wanted, min_pixels, max_pixels)
+
+
+def video_visual(frames, fps, total, indices, min_pixels, max_pixels):
+    """A video Visual from decoded frames [F, 3, H, W] uint8: frame `indices` of a `total`-frame clip at
+    `fps`, resized to the pixel budget, with the VideoMetadata that second_per_grid_ts comes from."""
+    from transformers.video_utils import VideoMetadata
+
+    frames = resize_frames(frames, min_pixels, max_pixels)  # [F, 3, h, w]
+    metadata = VideoMetadata(total_num_frames=total, fps=fps, frames_indices=list(indices),
                              height=frames.shape[-2], width=frames.shape[-1], duration=total / fps)
     return Visual("video", frames, metadata)
 

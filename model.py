@@ -377,6 +377,11 @@ def load_model(
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, name_or_path).merge_and_unload()
+    return configure_training(model, gradient_checkpointing=gradient_checkpointing, freeze_vision=freeze_vision)
+
+
+def configure_training(model, *, gradient_checkpointing=False, freeze_vision=False):
+    """What load_model does after loading (see there), for a model built in memory (bench.py gpu)."""
     if freeze_vision:
         for name, param in vision_module(model).named_parameters():
             if not name.startswith("merger."):

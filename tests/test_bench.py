@@ -38,7 +38,8 @@ def test_memory_plan_prints_both_models_and_settings():
     text = bench("memory")
     assert text.count("| item | 3B ZeRO-3 8x80GB | 3B ZeRO-3 8x80GB GC | 3B LoRA 1x24GB") == 2  # default and Video-R1 pixels
     for row in ("| parameters (B) | 3.75 |", "| video tokens per row | 6,144 |", "| video tokens per row | 1,024 |",
-                "| **total, ours** |", "| log-prob head, naive |", "| fits in the GPU (ours / naive) |"):  # fmt: skip
+                "| **total, ours (update)** |", "| log-prob head, naive |", "| fits in the GPU (ours / naive) |",
+                "| **total during rollouts** |", "| weights (full: fp32 master, sharded; LoRA: bf16 frozen base) | 1.7 |"):  # fmt: skip
         assert row in text, row
     assert "Assumptions:" in text
 
@@ -65,3 +66,50 @@ def test_plan_parameter_counts_match_the_architecture(name):
     with torch.device("meta"):
         model = Qwen2_5_VLForConditionalGeneration(config)
     assert sum(p.numel() for p in model.parameters()) == sum(B.param_counts(c))
+
+
+def test_gpu_check_scaled_down_runs_every_algorithm():
+    """`bench.py gpu --scaled_down`: the GPU check's own script at the tiny model's sizes on the CPU. Every
+    algorithm runs train.py's rollout and update functions and moves its trainable weights."""
+    text = bench("gpu", "--scaled_down", "--steps", "2")
+    rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| algorithm")}
+    assert set(rows) - {"---|---|---|---|---|---|---|---|"} == {"sft", "grpo", "t_grpo", "reg_grpo", "grpo+lora"}, text
+    for name in ("sft", "grpo", "t_grpo", "reg_grpo"):
+        moved = rows[name].split(" | ")[-1]
+        n, total = moved.split(" (")[0].split(" / ")
+        assert n == total and int(n) > 0, rows[name]  # full fine-tuning: every trainable tensor moved
+    assert "compute float32 over fp32 master weights, gradient checkpointing, vision encoder frozen" in text
+
+
+def test_gpu_check_without_a_gpu_says_so():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    out = subprocess.run([sys.executable, os.path.join(ROOT, "bench.py"), "gpu"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert out.returncode != 0 and "no CUDA GPU here" in out.stderr and "--scaled_down" in out.stderr, out.stderr[-2000:]
+
+
+def test_gpu_check_model_and_plan_agree_with_the_published_3b():
+    """bench.py gpu's model (model.tiny_config at QWEN25_VL_3B's sizes, on the meta device) has the plan's parameter
+    count, and with the vision encoder frozen as train.py freezes it, the plan's trainable count; the plan's
+    one-GPU rows are 4 bytes per weight, 4 per trainable gradient, 8 per trainable AdamW moment pair."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    sys.path.insert(0, ROOT)
+    import bench as B
+    import model as M
+
+    with torch.device("meta"):
+        model = Qwen2_5_VLForConditionalGeneration(M.tiny_config(**B.QWEN25_VL_3B))
+    M.configure_training(model, freeze_vision=True)
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert total == sum(B.param_counts(B.CONFIGS["3B"])) == 3_754_622_976
+    merger = 1280 + 5120 * 5120 + 5120 + 5120 * 2048 + 2048  # norm of width 1280, 2x2 merged patches -> MLP -> hidden 2048
+    vision = B.param_counts(B.CONFIGS["3B"])[2]
+    assert trainable == total - (vision - merger)
+    plan = B.plan("3B", "full", True, gpus=1, frozen_vision=True, max_pixels=128 * 28 * 28)
+    assert (plan["weights"], plan["grads"], plan["optimizer"], plan["casts"]) == (4 * total, 4 * trainable, 8 * trainable, 2 * trainable)
+    assert plan["reference"] == 2 * total and plan["gathered"] == 0 and plan["vision_act"] == 0
