@@ -211,6 +211,10 @@ def sft_target(record):
 # 3. Media: decoding, frame sampling, pixel budgets, shuffling, noise
 
 PATCH_FACTOR = 28  # patch 14 x spatial merge 2: Qwen2.5-VL needs height and width divisible by 28
+# Frames and pixel budget per frame when nothing says otherwise: both papers train real checkpoints on 16
+# frames (Video-R1 at max_pixels 128*28*28); the tiny model on 4 frames at its processor's own budget.
+PAPER_NUM_FRAMES, TINY_NUM_FRAMES = 16, 4
+PAPER_MAX_PIXELS = 128 * 28 * 28
 
 
 def fit_pixels(height, width, min_pixels, max_pixels, factor=PATCH_FACTOR):

@@ -164,11 +164,48 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
+def training_args(model_path):
+    """(train.py's args.json for this model, its path): in the model folder (a run's final/) or the run folder
+    above it; (None, None) for a checkpoint that train.py did not write."""
+    if not os.path.isdir(model_path):
+        return None, None
+    for folder in (model_path, os.path.dirname(os.path.abspath(model_path))):
+        path = os.path.join(folder, "args.json")
+        if os.path.isfile(path):
+            with open(path) as f:
+                return json.load(f), path
+    return None, None
+
+
+def view_settings(args):
+    """Frames and pixel budget for `run`: the flags when given; else what train.py trained this model with;
+    else the papers' (16 frames, max 128*28*28 pixels) or, for the tiny model, its own (4 frames, its
+    processor's budget). Returns (num_frames, min_pixels or None, max_pixels or None, where they came from)."""
+    import model as model_lib
+
+    trained, path = training_args(args.model)
+    if trained is not None:
+        frames, lo, hi, source = trained["num_frames"], trained.get("min_pixels") or None, trained.get("max_pixels") or None, path
+    else:
+        config = os.path.join(args.model, "config.json")
+        tiny = os.path.isfile(config) and json.load(open(config)).get("text_config", {}).get("hidden_size") == model_lib.TINY_HIDDEN
+        frames, lo, hi = (data.TINY_NUM_FRAMES, None, None) if tiny else (data.PAPER_NUM_FRAMES, None, data.PAPER_MAX_PIXELS)
+        source = "the tiny model's defaults" if tiny else "the papers' defaults (no args.json from train.py)"
+    given = [name for name in ("num_frames", "min_pixels", "max_pixels") if getattr(args, name) is not None]
+    if given:
+        source += f"; {', '.join('--' + n for n in given)} from the command line"
+    pick = lambda flag, default: default if flag is None else (flag or None)  # a flag of 0: the processor's own
+    return pick(args.num_frames, frames) or frames, pick(args.min_pixels, lo), pick(args.max_pixels, hi), source
+
+
 def run(args):
     import model as model_lib
 
-    model, processor = model_lib.load(args.model, dtype=args.dtype, max_pixels=args.max_pixels or None, min_pixels=args.min_pixels or None)
+    num_frames, min_pixels, max_pixels, source = view_settings(args)
+    model, processor = model_lib.load(args.model, dtype=args.dtype, max_pixels=max_pixels, min_pixels=min_pixels)
     size = processor.video_processor.size
+    settings = {"num_frames": num_frames, "min_pixels": size["shortest_edge"], "max_pixels": size["longest_edge"]}
+    print(f"{num_frames} frames per video, {size['shortest_edge']}..{size['longest_edge']} pixels per frame ({source})")
     os.makedirs(args.out, exist_ok=True)
     all_metrics = {}
     for path in args.data:
@@ -182,13 +219,13 @@ def run(args):
             done = {_key(r): r for r in json.load(open(out_path))["results"]}
             print(f"{out_path}: {len(done)} records already scored, continuing")
         t0 = time.time()
-        save = lambda results: write_json(out_path, {"model": args.model, "results": results, "metrics": summarize(results, len(bad))})
-        results, errors = evaluate(model, processor, records, num_frames=args.num_frames, min_pixels=size["shortest_edge"],
+        save = lambda results: write_json(out_path, {"model": args.model, "settings": settings, "results": results, "metrics": summarize(results, len(bad))})
+        results, errors = evaluate(model, processor, records, num_frames=num_frames, min_pixels=size["shortest_edge"],
                                    max_pixels=size["longest_edge"], max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                                    shuffled=args.shuffled, donors=blind_donors(records, args.seed) if args.blind else None, sample=args.sample, seed=args.seed, done=done, on_batch=save)
         metrics = summarize(results, len(bad) + len(errors))
         metrics["seconds"] = round(time.time() - t0, 1)
-        write_json(out_path, {"model": args.model, "results": results, "metrics": metrics})
+        write_json(out_path, {"model": args.model, "settings": settings, "results": results, "metrics": metrics})
         all_metrics[name] = metrics
         print(f"{name}: overall {metrics['overall']}  accuracy {metrics['accuracy']}  mra {metrics['mra']}  "
               f"n {metrics['n']}  unreadable {metrics['unreadable']}  -> {out_path}")
@@ -402,9 +439,11 @@ def main(argv=None):
     r.add_argument("--data", nargs="+", required=True, help="Video-R1-format JSON/JSONL files")
     r.add_argument("--out", required=True, help="folder for one <name>.json per input")
     r.add_argument("--batch_size", type=int, default=8, help="prompts per generate call")
-    r.add_argument("--num_frames", type=int, default=16, help="frames per video (4 for the tiny model's defaults)")
-    r.add_argument("--min_pixels", type=int, default=0, help="min pixels per frame; 0: the processor's")
-    r.add_argument("--max_pixels", type=int, default=0, help="max pixels per frame; 0: the processor's")
+    r.add_argument("--num_frames", type=int, default=None, help="frames per video; default: what train.py trained the model with "
+                   "(args.json in the model folder or the run folder above it), else 16 (the papers; the tiny model: 4)")
+    r.add_argument("--min_pixels", type=int, default=None, help="min pixels per frame; default: as --num_frames (else the processor's); 0: the processor's")
+    r.add_argument("--max_pixels", type=int, default=None, help="max pixels per frame; default: as --num_frames (else 128*28*28, Video-R1; "
+                   "the tiny model: its processor's); 0: the processor's")
     r.add_argument("--max_new_tokens", type=int, default=1024, help="tokens to generate per answer")
     r.add_argument("--shuffled", action="store_true", help="permute every video's frames (seeded): ordered-vs-shuffled gap")
     r.add_argument("--blind", action="store_true", help="ask every question about another record's visual (same family): does the model use what it sees?")

@@ -145,8 +145,8 @@ class Args:
         if self.algo == "sft":
             self.beta, self.da = 0.0, False
         self.max_completion_length = self.max_completion_length or (64 if tiny else 768)
-        self.num_frames = self.num_frames or (4 if tiny else 16)
-        self.max_pixels = self.max_pixels or (0 if tiny else 128 * 28 * 28)
+        self.num_frames = self.num_frames or (data.TINY_NUM_FRAMES if tiny else data.PAPER_NUM_FRAMES)
+        self.max_pixels = self.max_pixels or (0 if tiny else data.PAPER_MAX_PIXELS)
         # The tiny model's RL budget on a CPU: 8 prompts x G = 4 a step rather than 1 x 8. Measured from the
         # main job's SFT start (README, "The tiny model"): with 1 or 4 prompts a step the update mostly moves
         # the answer priors and held-out accuracy falls; 8 prompts of 4 completions cost the same as 4 of 8.
@@ -527,6 +527,8 @@ def save_final(accelerator, policy, processor, args, peft_model=None):
         else:
             model_lib.save_lora(peft_model, state, tmp, merge=args.lora_merge)
         processor.save_pretrained(tmp)
+        with open(os.path.join(tmp, "args.json"), "w") as f:  # how it was trained: eval.py run takes its frames and pixels from here
+            json.dump(asdict(args), f, indent=1)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
     accelerator.wait_for_everyone()

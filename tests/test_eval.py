@@ -183,3 +183,28 @@ def test_groups_on_the_tiny_model(tiny_dir, synth_dir, tmp_path):
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["all"]["groups"] == 5 and stats["all"]["unreadable"] == 1  # the missing video is counted, not scored
     assert sum(t["groups"] for k, t in stats.items() if k != "all") == 5
+
+
+def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
+    """A run's final/ is evaluated with the frames and pixel budget train.py used (its args.json), said at the start;
+    a flag still wins, and a folder without args.json gets the tiny model's defaults."""
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(os.path.join(warm[0], "final"), run_dir / "final")
+    os.remove(run_dir / "final" / "args.json")
+    trained = json.load(open(os.path.join(warm[0], "args.json")))
+    json.dump({**trained, "num_frames": 2, "max_pixels": 56 * 56}, open(run_dir / "args.json", "w"))  # the run folder's copy
+    records = json.load(open(warm[1]))
+    small = tmp_path / "two.json"
+    json.dump([r for r in records if r["data_type"] == "video"][:2], open(small, "w"))
+    evaluate = lambda out, *extra: _cli("run", "--model", str(run_dir / "final"), "--data", str(small), "--out", str(tmp_path / out), "--max_new_tokens", "4", *extra)
+    out = evaluate("a")
+    assert f"2 frames per video, 3136..3136 pixels per frame ({run_dir / 'args.json'})" in out, out
+    assert json.load(open(tmp_path / "a" / "two.json"))["settings"] == {"num_frames": 2, "min_pixels": 3136, "max_pixels": 3136}
+    out = evaluate("b", "--num_frames", "4")
+    assert "4 frames per video" in out and "--num_frames from the command line" in out
+    os.remove(run_dir / "args.json")
+    out = evaluate("c")
+    assert "4 frames per video" in out and "(the tiny model's defaults)" in out, out
+    assert os.path.isfile(os.path.join(warm[0], "final", "args.json"))  # train.py writes it into final/ too
