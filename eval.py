@@ -349,22 +349,27 @@ def compare(run_dirs, out_path):
     return "\n".join(table), png
 
 
-ABLATION = [("grpo", []), ("t_grpo", []), ("reg_grpo", []), ("grpo", ["--da"]), ("reg_grpo", ["--da"])]
+ABLATION = [  # (row name, train.py flags): the algorithms of both papers and their baselines
+    ("grpo", ["--algo", "grpo"]), ("t_grpo", ["--algo", "t_grpo"]), ("reg_grpo", ["--algo", "reg_grpo"]),
+    ("reg_grpo+iter2", ["--algo", "reg_grpo", "--num_iterations", "2"]),  # the regression acts from the second update
+    ("grpo+da", ["--algo", "grpo", "--da"]), ("reg_grpo+da", ["--algo", "reg_grpo", "--da"]),
+    ("rloo", ["--algo", "grpo", "--advantage", "rloo"]),
+]
 
 
 def ablation(seeds, out, extra):
-    """SFT, GRPO, T-GRPO, Reg-GRPO, GRPO+DA and Reg-GRPO+DA on the synthetic benchmark, every seed: each
-    RL run is train.py's main job (the SFT cold start of a seed is trained once and shared), then a
-    table of held-out scores (mean +- std over seeds) and the algorithms' diagnostics, and reward curves."""
+    """SFT, GRPO, T-GRPO, Reg-GRPO (one and two updates per rollout), GRPO+DA, Reg-GRPO+DA and RLOO on the
+    synthetic benchmark, every seed: each RL run is train.py's main job (the SFT cold start of a seed is
+    trained once and shared), then a table of held-out scores (mean +- std over seeds) and the algorithms'
+    diagnostics, and reward curves. A run whose summary.json exists is skipped: the command resumes."""
     import subprocess
 
     runs = {}
     for seed in seeds:
-        for algo, flags in ABLATION:
-            name = algo + ("+da" if "--da" in flags else "")
+        for name, flags in ABLATION:
             run_dir = os.path.join(out, f"{name.replace('+', '-')}-seed{seed}")
             if not os.path.exists(os.path.join(run_dir, "summary.json")):
-                cmd = [sys.executable, "train.py", "--algo", algo, *flags, "--seed", str(seed), "--output_dir", run_dir, *extra]
+                cmd = [sys.executable, "train.py", *flags, "--seed", str(seed), "--output_dir", run_dir, *extra]
                 print(" ".join(cmd), flush=True)
                 subprocess.run(cmd, check=True)
             runs.setdefault(name, []).append(run_dir)
@@ -377,7 +382,9 @@ def ablation(seeds, out, extra):
 
 def ablation_table(runs):
     """Markdown: held-out overall / temporal / static (mean +- std over seeds), vanishing-advantage
-    fraction (before/after DA), T-GRPO's ordered-minus-shuffled training accuracy."""
+    fraction (before/after DA), T-GRPO's ordered-minus-shuffled training accuracy and the fraction of its
+    bonused groups whose advantages the bonus changed, Reg-GRPO's fraction of updates where the regression
+    acted (each a mean over the run's steps, then mean +- std over seeds)."""
 
     def stat(values):
         values = [v for v in values if v is not None]
@@ -388,23 +395,26 @@ def ablation_table(runs):
         values = [r[key] for r in rows if key in r]
         return float(np.mean(values)) if values else None
 
-    lines = ["| run | seeds | held-out overall | RL - SFT, same seed (seeds up) | temporal | static | zero-std groups | T-GRPO ordered - shuffled |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | seeds | held-out overall | RL - SFT, same seed (seeds up) | temporal | static | zero-std groups | "
+             "T-GRPO ordered - shuffled | T-GRPO bonus changed advantages | Reg-GRPO regression active |", "|---|---|---|---|---|---|---|---|---|---|"]
     summaries = {name: [json.load(open(os.path.join(d, "summary.json"))) for d in dirs] for name, dirs in runs.items()}
     first = next(iter(summaries.values()))
     lines.append(f"| SFT (start of every run) | {len(first)} | {stat([s['sft']['overall'] for s in first])} | - | "
-                 f"{stat([s['sft'].get('temporal') for s in first])} | {stat([s['sft'].get('static') for s in first])} | - | - |")
+                 f"{stat([s['sft'].get('temporal') for s in first])} | {stat([s['sft'].get('static') for s in first])} | - | - | - | - |")
     for name, dirs in runs.items():
         s = summaries[name]
-        if name.endswith("+da"):
+        if "+da" in name:
             zero = f"{stat([mean_metric(d, 'da/zero_std_before') for d in dirs])} -> {stat([mean_metric(d, 'da/zero_std_after') for d in dirs])}"
         else:
             zero = stat([mean_metric(d, "adv/zero_std_frac") for d in dirs])
-        gap = stat([mean_metric(d, "tgrpo/acc_ordered") - mean_metric(d, "tgrpo/acc_shuffled") for d in dirs]) if name == "t_grpo" else "-"
+        tgrpo = name.startswith("t_grpo")
+        gap = stat([mean_metric(d, "tgrpo/acc_ordered") - mean_metric(d, "tgrpo/acc_shuffled") for d in dirs]) if tgrpo else "-"
+        changed = stat([mean_metric(d, "tgrpo/adv_changed_frac") for d in dirs]) if tgrpo else "-"
+        active = stat([mean_metric(d, "reggrpo/active_frac") for d in dirs]) if name.startswith("reg_grpo") else "-"
         gain = [x["rl"]["overall"] - x["sft"]["overall"] for x in s]  # paired: each run against its own seed's SFT start
         lines.append(f"| SFT + {name} | {len(dirs)} | {stat([x['rl']['overall'] for x in s])} | {stat(gain)} ({sum(g > 0 for g in gain)} of {len(gain)}) | "
                      f"{stat([x['rl'].get('temporal') for x in s])} | "
-                     f"{stat([x['rl'].get('static') for x in s])} | {zero} | {gap} |")
+                     f"{stat([x['rl'].get('static') for x in s])} | {zero} | {gap} | {changed} | {active} |")
     return "\n".join(lines)
 
 

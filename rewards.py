@@ -443,13 +443,23 @@ _BOUNDARY_TOLERANCE = 1e-12
 
 
 def temporal_bonus(
-    acc_ordered: list[float], acc_shuffled: list[float], alpha: float = 0.3, mu: float = 0.8
+    acc_ordered: list[float], acc_shuffled: list[float], alpha: float = 0.3, mu: float = 1.0
 ) -> list[float]:
     """T-GRPO: `alpha` for each ordered-frame completion with accuracy > 0.1,
     if the group does at least `mu` times as well on ordered as on shuffled
     frames (p >= mu * p~, with p and p~ the mean accuracies); else 0.
 
-    Source: Video-R1 paper (alpha 0.3, mu 0.8) and grpo_trainer.py.
+    Source: Video-R1 (alpha 0.3). mu: the paper (v4, Eq. 1) says p >= p~ (mu 1);
+    its grpo_trainer.py uses 0.8, which its maintainers said "should be 1.0"
+    (tulerfeng/Video-R1 issue 74); train.py's --tgrpo_mu defaults to 1.
+
+    What it can change: under std-normalised advantages nothing, for a group
+    whose rewards take two values (binary accuracy, constant format): adding
+    alpha to every correct completion maps the rewards affinely, R' = a R + b,
+    and (R' - mean) / std' equals (R - mean) / std up to eps. It moves the
+    advantages only of groups with three or more reward levels, or without
+    the std (Dr. GRPO's --adv_norm none, RLOO, REINFORCE). Video-R1's
+    maintainers were asked about this (tulerfeng/Video-R1 issue 51).
     Deviations: Video-R1 takes the means over the whole per-device batch in
     float32 (its scripts put one prompt per device, so that is the group); we
     take them per group in float64 and count the boundary with a 1e-12

@@ -78,11 +78,12 @@ class Args:
     eps_low: float = field(default=0.2, metadata={"help": "GRPO ratio clip below 1"})
     eps_high: float = field(default=0.2, metadata={"help": "GRPO ratio clip above 1 (DAPO uses 0.28)"})
     loss_norm: str = field(default="sequence", metadata={"help": "sequence: mean over each sequence's tokens then over sequences (GRPO, Video-R1); token: over all tokens of the batch (DAPO)", "choices": ["sequence", "token"]})
+    advantage: str = field(default="grpo", metadata={"help": "advantage estimator: grpo = group-normalised (see --adv_norm); rloo = R minus the mean of the group's other G-1 rewards (Ahmadian et al. 2024); reinforce = R minus the mean reward of the process's micro-batch (train.reinforce_advantages). DeepVideo-R1 compares all three", "choices": ["grpo", "rloo", "reinforce"]})
     adv_eps: float = field(default=1e-4, metadata={"help": "eps in (R - mean) / (std + eps)"})
     adv_norm: str = field(default="std", metadata={"help": "std: A = (R - mean) / (std + eps) per group (GRPO, Video-R1, DeepVideo-R1); none: A = R - mean (Dr. GRPO), so groups with a small reward spread weigh less", "choices": ["std", "none"]})
     rho_eps: float = field(default=1e-4, metadata={"help": "Reg-GRPO: eps in the normalisation of the sequence log-ratios"})
     tgrpo_alpha: float = field(default=0.3, metadata={"help": "T-GRPO: bonus for correct ordered completions"})
-    tgrpo_mu: float = field(default=0.8, metadata={"help": "T-GRPO: bonus only when p_ordered >= mu * p_shuffled"})
+    tgrpo_mu: float = field(default=1.0, metadata={"help": "T-GRPO: bonus only when p_ordered >= mu * p_shuffled. 1.0: Video-R1's paper (v4, Eq. 1), which its maintainers called right (tulerfeng/Video-R1 issue 74, 'should be 1.0'); their code uses 0.8"})
     regression_reward: str = field(default="relative", metadata={"help": "regression answers' training reward: relative = 1 - |pred - gt| / |gt| (Video-R1); mra = the evaluation's mean relative accuracy; within = 1 if |pred - gt| / |gt| <= regression_tolerance else 0", "choices": list(rewards.REGRESSION_REWARDS)})
     regression_tolerance: float = field(default=0.2, metadata={"help": "relative error up to which --regression_reward within counts an answer right"})
     length_bonus: bool = field(default=False, metadata={"help": "Video-R1's length bonus: +omega to correct completions with length in [l_min, l_max]"})
@@ -90,10 +91,10 @@ class Args:
     l_max: int = field(default=512, metadata={"help": "length bonus upper bound, tokens"})
     omega: float = field(default=0.2, metadata={"help": "length bonus value"})
     da_window: int = field(default=100, metadata={"help": "DA: number of recent samples whose mean reward is the difficulty reference (DeepVideo-R1: 100)"})
-    da_threshold: float = field(default=0.1, metadata={"help": "DA: |reference - mean reward| above which a sample counts as too easy / too hard"})
-    da_noise_scale: float = field(default=0.5, metadata={"help": "DA: frame noise std (fraction of 255) per unit of |dR| for too-easy samples"})
-    da_noise_max: float = field(default=0.5, metadata={"help": "DA: cap on the frame noise std"})
-    da_hint_scale: float = field(default=1.0, metadata={"help": "DA: fraction of the best reasoning given as a hint per unit of dR for too-hard samples"})
+    da_threshold: float = field(default=0.1, metadata={"help": "DA: |reference - mean reward| above which a sample counts as too easy / too hard (ours: DeepVideo-R1 gives no constant)"})
+    da_noise_scale: float = field(default=0.5, metadata={"help": "DA: frame noise std (fraction of 255) per unit of |dR| for too-easy samples (ours: the paper gives no constant)"})
+    da_noise_max: float = field(default=0.5, metadata={"help": "DA: cap on the frame noise std (ours)"})
+    da_hint_scale: float = field(default=1.0, metadata={"help": "DA: fraction of the best reasoning given as a hint per unit of dR for too-hard samples (ours)"})
     num_frames: int = field(default=0, metadata={"help": "frames sampled per video; 0: 4 for the tiny model, 16 otherwise (both papers)"})
     min_pixels: int = field(default=0, metadata={"help": "min pixels per frame/image; 0: the model's processor default"})
     max_pixels: int = field(default=0, metadata={"help": "max pixels per frame/image; 0: the processor default (tiny) or 128*28*28 (real checkpoints)"})
@@ -199,6 +200,34 @@ def group_advantages(rewards, group_size, eps=1e-4, norm="std"):
     return ((grouped - mean) / (std + eps)).view(-1)  # [N]
 
 
+def rloo_advantages(rewards, group_size):
+    """RLOO's leave-one-out baseline (Ahmadian et al., arXiv 2402.14740, Sec. 3; Kool et al. 2019):
+    A_i = R_i - mean_{j != i} R_j = G / (G - 1) * (R_i - mean_j R_j).
+    How it differs from GRPO: no division by the group's std (a group whose rewards differ by 0.02 gets
+    advantages of that size), and a baseline without the sample itself, so the estimate is unbiased."""
+    grouped = rewards.view(-1, group_size)  # [B, G]
+    others = (grouped.sum(1, keepdim=True) - grouped) / (group_size - 1)  # [B, G] mean of the other G-1
+    return (grouped - others).view(-1)  # [N]
+
+
+def reinforce_advantages(rewards):
+    """REINFORCE with a batch-mean baseline (Williams 1992), the simplest row of DeepVideo-R1's comparison:
+    A_i = R_i - mean over the N = B*G rows of this process's micro-batch.
+    How it differs from GRPO: one baseline for every prompt, so an easy prompt's completions all get
+    positive advantages and a hard one's all negative; no std. With one prompt per micro-batch (the
+    real-checkpoint default --batch_size 1) it is GRPO with --adv_norm none."""
+    return rewards - rewards.mean()  # [N]
+
+
+def advantages_of(rewards, args):
+    """The advantage estimator that --advantage names, for rewards [N] of contiguous groups."""
+    if args.advantage == "rloo":
+        return rloo_advantages(rewards, args.num_generations)
+    if args.advantage == "reinforce":
+        return reinforce_advantages(rewards)
+    return group_advantages(rewards, args.num_generations, args.adv_eps, args.adv_norm)
+
+
 def kl_k3(logp, logp_ref):
     """Per-token KL(pi || pi_ref) with Schulman's k3 estimator, unbiased and >= 0 (DeepSeekMath Eq. 4):
     exp(logp_ref - logp) - (logp_ref - logp) - 1."""
@@ -243,11 +272,15 @@ def reg_grpo_loss(logp, logp_old, logp_ref, advantages, mask, group_size, beta=0
         A^_i   = (rho_i - mean_j rho_j) / (std_j rho_j + eps_rho)  per group, Bessel std
         loss   = mean_i (A_i - A^_i)^2 + beta * KL              (KL averaged as in grpo_loss)
 
-    On the first update after sampling rho == 0 exactly, so A^ == 0 and the loss is mean(A^2), yet the
-    gradient is finite: d/d theta = -(2 / (G * eps_rho)) * sum_i A_i * grad rho_i per group (the mean
-    term of A^ drops out because sum_i A_i = 0), i.e. a group policy gradient with a large scale that
-    Adam and gradient clipping absorb. From the second update on the same rollouts (num_iterations > 1)
-    the regression itself bites.
+    With one update per rollout (--num_iterations 1) this is not a regression. On the first update after
+    sampling logp_old is logp itself, so rho == 0 exactly, A^ == 0 and the loss is the constant mean(A^2);
+    its gradient is still finite: -(2 / (N * eps_rho)) * sum_i A_i * grad rho_i, N = B*G the rows averaged
+    (the mean term of A^ drops out because each group's A sums to 0, as GRPO's and RLOO's do), i.e.
+    REINFORCE on sequence log-probs with a scale of 2e4 / N that Adam and gradient clipping absorb. Beside
+    that scale the KL term's gradient is ~1e-4 of the total, so beta does next to nothing. The regression,
+    which DeepVideo-R1 credits for needing no clip, acts only from the second update on the same rollouts
+    (num_iterations > 1). `reggrpo/active_frac` is 1 for an update whose rho was not all zero (|rho| > 1e-6);
+    train.py averages it over a step's updates.
     """
     mask_f = mask.to(logp.dtype)
     rho = ((logp - logp_old) * mask_f).sum(1).view(-1, group_size)  # [B, G]
@@ -256,7 +289,8 @@ def reg_grpo_loss(logp, logp_old, logp_ref, advantages, mask, group_size, beta=0
     kl = kl_k3(logp, logp_ref) if (logp_ref is not None and beta > 0) else torch.zeros_like(logp)  # [N, T]
     kl_mean = masked_mean(kl, mask, norm)
     loss = mse + beta * kl_mean
-    metrics = {"loss/kl": kl_mean.item(), "reggrpo/mse": mse.item(), "reggrpo/rho_std": rho.std(1).mean().item()}
+    metrics = {"loss/kl": kl_mean.item(), "reggrpo/mse": mse.item(), "reggrpo/rho_std": rho.std(1).mean().item(),
+               "reggrpo/active_frac": float(rho.abs().max() > 1e-6)}
     return loss, metrics
 
 
@@ -343,15 +377,35 @@ def score_group(group, args):
     return group
 
 
-def add_temporal_bonus(group, model, processor, visual, args, generator):
+def add_temporal_bonus(group, model, processor, visual, args, generator, hint=None):
     """T-GRPO (Video-R1, Sec. 3.1): sample G~ completions on randomly permuted frames; if the ordered group
     is at least mu times as accurate, correct ordered completions get +alpha. The shuffled completions only
-    measure p~; they are never trained on. Returns (acc_ordered, acc_shuffled, bonus given)."""
+    measure p~; they are never trained on. `visual` and `hint` are those the ordered group was sampled
+    with (DA's noisy frames or hint included), so that p and p~ compare the same question.
+
+    The bonus can change nothing: with std-normalised advantages, a group whose rewards take two values
+    (right or wrong, the format always 1) gets the same advantages with or without it, because adding
+    alpha to the correct ones is an affine map of the rewards (up to eps). It acts on groups of three or
+    more reward levels (graded answers, varying format, the length bonus) or without the std
+    (--adv_norm none, rloo, reinforce); see rewards.temporal_bonus.
+    Returns (acc_ordered, acc_shuffled, bonus given, whether the bonus changed the group's advantages)."""
     shuffled, _ = data.shuffle_frames(visual, generator)
-    shuffled_group = score_group(sample_group(model, processor, group.record, shuffled, args.num_shuffled, args), args)
+    shuffled_group = score_group(sample_group(model, processor, group.record, shuffled, args.num_shuffled, args, hint=hint), args)
     bonus = rewards.temporal_bonus(group.accuracy, shuffled_group.accuracy, args.tgrpo_alpha, args.tgrpo_mu)
+    before = group.rewards
     group.rewards = group.rewards + torch.tensor(bonus, dtype=torch.float32)
-    return float(np.mean(group.accuracy)), float(np.mean(shuffled_group.accuracy)), any(b > 0 for b in bonus)
+    given = any(b > 0 for b in bonus)
+    changed = given and bonus_changes_advantages(before, group.rewards, args)
+    return float(np.mean(group.accuracy)), float(np.mean(shuffled_group.accuracy)), given, changed
+
+
+def bonus_changes_advantages(rewards_before, rewards_after, args):
+    """Whether one group's advantages [G] differ by more than 1e-6 with the bonus and without it. They are
+    compared without eps (a group of equal rewards gets 0): eps alone moves a two-level group's advantages by
+    ~eps / std (3e-5 for 0/1 rewards in a group of 4), which is not the bonus acting."""
+    exact = Args(**{**asdict(args), "adv_eps": 0.0})
+    before, after = (torch.nan_to_num(advantages_of(r, exact), nan=0.0) for r in (rewards_before, rewards_after))  # 0/0 -> 0
+    return bool((after - before).abs().max() > 1e-6)
 
 
 def reasoning_of(text):
@@ -367,25 +421,42 @@ def difficulty_augment(group, visual, reference, model, processor, args, generat
 
     Too easy (dR < -threshold): Gaussian noise on every frame, std = min(max, scale * |dR|), re-sample.
     Too hard (dR > threshold): reveal the answer, sample reasoning, keep the best-rewarded one, and give
-    the first min(1, scale * dR) of its words as a hint; re-sample. Returns (group to train on, kind).
-    The threshold is ours (the paper does not give one): within it, the group is kept as it is.
+    the first min(1, scale * dR) of its words as a hint; re-sample (see da_plan). Returns (group to train
+    on, kind or None, the frames and the hint it was sampled with). Within the threshold the group is kept.
     """
-    d_reward = reference - group.rewards.mean().item()
-    if d_reward < -args.da_threshold:
-        std = min(args.da_noise_max, args.da_noise_scale * abs(d_reward))
-        noisy = data.add_frame_noise(visual, std, generator)
-        return score_group(sample_group(model, processor, group.record, noisy, args.num_generations, args), args), "easy"
-    if d_reward > args.da_threshold:
+    kind, amount = da_plan(reference - group.rewards.mean().item(), args)
+    if kind == "easy":
+        noisy = data.add_frame_noise(visual, amount, generator)
+        return score_group(sample_group(model, processor, group.record, noisy, args.num_generations, args), args), "easy", noisy, None
+    if kind == "hard":
         answer = data.answer_of(group.record["solution"])
         revealed = sample_group(model, processor, group.record, visual, args.num_generations, args,
                                 hint=f"The correct answer is {answer}. Explain how to reach it.")
         score_group(revealed, args)
         best = revealed.texts[int(revealed.rewards.argmax())]
-        words = reasoning_of(best).split()
-        hint = " ".join(words[: math.ceil(min(1.0, args.da_hint_scale * d_reward) * len(words))])
+        hint = hint_prefix(reasoning_of(best), amount)
         if hint:
-            return score_group(sample_group(model, processor, group.record, visual, args.num_generations, args, hint=hint), args), "hard"
-    return group, None
+            return score_group(sample_group(model, processor, group.record, visual, args.num_generations, args, hint=hint), args), "hard", visual, hint
+    return group, None, visual, None
+
+
+def da_plan(d_reward, args):
+    """DA's decision for a group of difficulty dR = reference - mean reward (positive: harder than usual):
+    ("easy", noise std) when dR < -threshold, with std = min(noise_max, noise_scale * |dR|) (a fraction of
+    255); ("hard", hint fraction) when dR > threshold, with fraction = min(1, hint_scale * dR) of the best
+    reasoning's words; (None, 0.0) within the threshold. The paper fixes only the directions (noise for
+    too easy, hints for too hard, both growing with |dR|); the threshold and the scales are ours."""
+    if d_reward < -args.da_threshold:
+        return "easy", min(args.da_noise_max, args.da_noise_scale * abs(d_reward))
+    if d_reward > args.da_threshold:
+        return "hard", min(1.0, args.da_hint_scale * d_reward)
+    return None, 0.0
+
+
+def hint_prefix(reasoning, fraction):
+    """The first ceil(fraction * words) words of a reasoning text."""
+    words = reasoning.split()
+    return " ".join(words[: math.ceil(fraction * len(words))])
 
 
 def sft_group(processor, record, visual, device):
@@ -634,13 +705,14 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
       1. sample G completions of every prompt, in one generate call                every RL algorithm
       2. rewards: accuracy + format (+ length bonus)                                 Video-R1's rewards
       3. --da: too easy -> re-sample on noisy frames, too hard -> on a reasoning hint    DeepVideo-R1
-      4. --algo t_grpo: G~ completions on shuffled frames; +alpha if p >= mu * p~         Video-R1
+      4. --algo t_grpo: G~ completions on shuffled frames (DA's frames / hint included);
+         +alpha to correct completions if p >= mu * p~                                    Video-R1
     (5. the advantages, from the final rewards, follow in rollout_tensors.)
 
     model: the unwrapped policy (whole, see model.gathered_for_generation); prompts: (record, visual,
     generator) of this process's readable samples; reference: DA's mean reward over the window (None
     while it is empty: no augmentation yet). Returns (groups, stats for step_metrics)."""
-    stats = {"acc_ordered": [], "acc_shuffled": [], "bonus": [], "easy": 0, "hard": 0, "zero_before": 0}
+    stats = {"acc_ordered": [], "acc_shuffled": [], "bonus": [], "bonus_changed": [], "easy": 0, "hard": 0, "zero_before": 0}
     t0 = time.time()
     groups = sample_groups(model, processor, [(r, v, None) for r, v, _ in prompts], args.num_generations, args) if prompts else []
     timing["generate"] += time.time() - t0
@@ -651,9 +723,10 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
         if args.da:
             stats["zero_before"] += bool(group.rewards.std() == 0)
             group.mean_before = group.rewards.mean().item()  # what the window records: the difficulty before augmentation
+            hint = None
             if reference is not None:
                 t0 = time.time()
-                augmented, kind = difficulty_augment(group, visual, reference, model, processor, args, generator)
+                augmented, kind, visual, hint = difficulty_augment(group, visual, reference, model, processor, args, generator)
                 augmented.mean_before = group.mean_before
                 groups[i] = group = augmented
                 timing["generate"] += time.time() - t0
@@ -661,18 +734,22 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
                     stats[kind] += 1
         if args.algo == "t_grpo" and record["data_type"] == "video":  # images get no temporal bonus
             t0 = time.time()
-            p, p_shuffled, bonus = add_temporal_bonus(group, model, processor, visual, args, generator)
+            p, p_shuffled, bonus, changed = add_temporal_bonus(group, model, processor, visual, args, generator, hint if args.da else None)
             timing["generate"] += time.time() - t0
             stats["acc_ordered"].append(p)
             stats["acc_shuffled"].append(p_shuffled)
             stats["bonus"].append(bonus)
+            if bonus:
+                stats["bonus_changed"].append(changed)
     return groups, stats
 
 
 def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, state, timing):
     """num_iterations optimizer updates on one step's micro-batches (the rollouts stay fixed); gradients
     are accumulated over the micro-batches and all-reduced once, on the last. Returns the last update's
-    (loss, loss metrics, grad norm)."""
+    loss and grad norm, and the loss metrics averaged over every update and micro-batch (so that
+    reggrpo/active_frac is the fraction of updates where the regression acted)."""
+    seen = []  # the loss metrics of every micro-batch of every update
     for _ in range(args.num_iterations):
         t0 = time.time()
         for k, mb in enumerate(micro):
@@ -680,6 +757,7 @@ def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, st
             with sync:
                 loss, loss_metrics = compute_loss(policy, mb, args)
                 accelerator.backward(loss / len(micro))
+            seen.append(loss_metrics)
         grad_norm = accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm) if args.max_grad_norm > 0 else _grad_norm(policy)
         grad_norm = float(grad_norm)  # global: gradients are all-reduced, so every process takes the same branch below
         if accelerator.scaler is not None:  # fp16: the scaler skips an overflowing update itself and lowers its scale
@@ -698,7 +776,8 @@ def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, st
         scheduler.step()  # once per update on every process (new_accelerator: step_scheduler_with_optimizer=False)
         optimizer.zero_grad(set_to_none=True)
         timing["update"] += time.time() - t0
-    return loss, loss_metrics, grad_norm
+    keys = sorted(set().union(*seen))  # a micro-batch without readable samples reports none
+    return loss, {k: float(np.mean([m[k] for m in seen if k in m])) for k in keys}, grad_norm
 
 
 def train(args):
@@ -850,7 +929,7 @@ def rollout_tensors(groups, ref, args, accelerator, timing, policy):
         return out
     rewards_ = torch.cat([g.rewards for g in groups]).to(accelerator.device)  # [N]
     out["rewards"] = rewards_
-    out["advantages"] = group_advantages(rewards_, args.num_generations, args.adv_eps, args.adv_norm)  # [N]
+    out["advantages"] = advantages_of(rewards_, args)  # [N]
     t0 = time.time()
     out["logp_old"] = policy(pairs).detach() if args.num_iterations > 1 else None  # [N, T]; with one update it equals logp.detach()
     out["logp_ref"] = ref(pairs) if ref is not None else None  # [N, T]
@@ -895,6 +974,8 @@ def step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step
             m["tgrpo/acc_ordered"] = float(np.mean(ordered)) if ordered else 0.0
             m["tgrpo/acc_shuffled"] = float(np.mean([p for s in stats for p in s["acc_shuffled"]])) if ordered else 0.0
             m["tgrpo/bonus_frac"] = float(np.mean([b for s in stats for b in s["bonus"]])) if ordered else 0.0
+            changed = [c for s in stats for c in s["bonus_changed"]]
+            m["tgrpo/adv_changed_frac"] = float(np.mean(changed)) if changed else 0.0
         if args.da:
             m["da/easy_frac"] = sum(s.get("easy", 0) for s in stats) / len(groups)
             m["da/hard_frac"] = sum(s.get("hard", 0) for s in stats) / len(groups)

@@ -129,24 +129,27 @@ def test_compare_two_runs(tmp_path):
 
 def test_ablation_table_means_and_stds(tmp_path):
     runs = {}
-    for name, scores in (("grpo", [0.4, 0.6]), ("t_grpo", [0.5, 0.5]), ("grpo+da", [0.3, 0.5])):
+    for name, scores in (("grpo", [0.4, 0.6]), ("t_grpo", [0.5, 0.5]), ("grpo+da", [0.3, 0.5]), ("reg_grpo+iter2", [0.2, 0.4])):
         for seed, score in enumerate(scores):
             d = tmp_path / f"{name}-{seed}"
             os.makedirs(d)
             json.dump({"sft": {"overall": 0.2 + 0.1 * seed, "temporal": 0.1, "static": 0.3},
                        "rl": {"overall": score, "temporal": score - 0.1, "static": score + 0.1}}, open(d / "summary.json", "w"))
             with open(d / "metrics.jsonl", "w") as f:
-                for zero, before, after, ordered, shuffled in ((0.5, 0.5, 0.25, 0.6, 0.4), (0.25, 0.75, 0.25, 0.4, 0.4)):
+                for zero, before, after, ordered, shuffled, changed in ((0.5, 0.5, 0.25, 0.6, 0.4, 0.0), (0.25, 0.75, 0.25, 0.4, 0.4, 0.5)):
                     f.write(json.dumps({"adv/zero_std_frac": zero, "da/zero_std_before": before, "da/zero_std_after": after,
-                                        "tgrpo/acc_ordered": ordered, "tgrpo/acc_shuffled": shuffled}) + "\n")
+                                        "tgrpo/acc_ordered": ordered, "tgrpo/acc_shuffled": shuffled, "tgrpo/adv_changed_frac": changed,
+                                        "reggrpo/active_frac": 0.5}) + "\n")
             runs.setdefault(name, []).append(str(d))
     table = evaluation.ablation_table(runs)
     assert "| SFT (start of every run) | 2 | 0.250 ± 0.050 | - |" in table
     # grpo: RL 0.4, 0.6 against SFT 0.2, 0.3 -> gains 0.2, 0.3
-    assert "| SFT + grpo | 2 | 0.500 ± 0.100 | 0.250 ± 0.050 (2 of 2) | 0.400 ± 0.100 | 0.600 ± 0.100 | 0.375 ± 0.000 | - |" in table
+    assert "| SFT + grpo | 2 | 0.500 ± 0.100 | 0.250 ± 0.050 (2 of 2) | 0.400 ± 0.100 | 0.600 ± 0.100 | 0.375 ± 0.000 | - | - | - |" in table
     assert "| SFT + t_grpo | 2 | 0.500 ± 0.000 | 0.250 ± 0.050 (2 of 2) |" in table and "| 0.100 ± 0.000 |" in table  # ordered - shuffled
     assert "| SFT + grpo+da | 2 | 0.400 ± 0.100 | 0.150 ± 0.050 (2 of 2) |" in table  # 0.3 - 0.2, 0.5 - 0.3
     assert "0.625 ± 0.000 -> 0.250 ± 0.000" in table  # DA: vanishing advantage before -> after
+    assert "| 0.100 ± 0.000 | 0.250 ± 0.000 | - |" in table  # T-GRPO: the gap, then its bonus changed a quarter of the groups
+    assert table.splitlines()[-1].endswith("| - | - | 0.500 ± 0.000 |")  # Reg-GRPO, 2 updates: the regression acts on half of them
 
 
 def test_family_table_means_over_seeds(tmp_path):

@@ -164,3 +164,133 @@ def test_tiny_defaults_follow_the_model_width(tmp_path):
     assert (resolved["big"].batch_size, resolved["big"].num_generations, resolved["big"].max_steps, resolved["big"].num_shuffled) == (1, 8, 50, 4)
     assert (resolved["adapter"].num_frames, resolved["adapter"].learning_rate) == (4, 1e-4)
     assert resolved["tiny"].freeze_vision and resolved["big"].freeze_vision  # RL: the vision encoder frozen, as DeepVideo-R1
+
+
+def _args(**kw):
+    return train.Args(**{"num_generations": 4, **kw})
+
+
+def test_temporal_bonus_is_a_no_op_on_a_two_level_group():
+    """Rewards accuracy + format with the format always 1: right 2, wrong 1. +0.3 on the right ones is an
+    affine map (R' = 1.3 R - 0.3), so the std-normalised advantages do not move; a three-level group's do."""
+    binary = torch.tensor([2.0, 1.0, 1.0, 2.0])
+    with_bonus = binary + torch.tensor([0.3, 0.0, 0.0, 0.3])
+    a = 0.5 / (math.sqrt(1 / 3) + EPS)  # as test_group_advantages_by_hand: mean 1.5, std 0.57735
+    a_bonus = 0.65 / (1.3 * math.sqrt(1 / 3) + EPS)  # mean 1.65, std 1.3 * 0.57735: a up to eps
+    assert torch.allclose(train.group_advantages(binary, 4), torch.tensor([a, -a, -a, a]), atol=1e-6)
+    assert torch.allclose(train.group_advantages(with_bonus, 4), torch.tensor([a_bonus, -a_bonus, -a_bonus, a_bonus]), atol=1e-6)
+    assert abs(a - a_bonus) < 4e-5  # only eps differs: 0.5 / (0.57735 + eps) against 0.65 / (0.75056 + eps)
+    assert not train.bonus_changes_advantages(binary, with_bonus, _args())  # compared without eps: identical
+    assert not train.bonus_changes_advantages(torch.full((4,), 2.0), torch.full((4,), 2.3), _args())  # all right: all 0
+    # three levels: one right answer without the format (1 + 0), one right with (2), two wrong with (1)
+    graded = torch.tensor([2.0, 1.0, 1.0, 1.0])
+    graded_bonus = graded + torch.tensor([0.3, 0.0, 0.0, 0.0])
+    three = torch.tensor([2.0, 1.0, 0.0, 1.0])  # right+format, wrong+format, wrong no format, wrong+format
+    three_bonus = three + torch.tensor([0.3, 0.0, 0.0, 0.0])
+    # three: mean 1, Bessel std sqrt(2/3) -> A_0 = 1 / 0.816497 = 1.224745; with the bonus mean 1.075,
+    # squares 1.500625 + 0.005625 * 2 + 1.155625 = 2.6675, std sqrt(2.6675 / 3) = 0.942956 -> A_0 = 1.225 / 0.942956 = 1.299102
+    assert train.group_advantages(three, 4)[0].item() == pytest.approx(1 / math.sqrt(2 / 3), abs=1e-3)
+    assert train.group_advantages(three_bonus, 4)[0].item() == pytest.approx(1.225 / math.sqrt(2.6675 / 3), abs=1e-3)
+    assert train.bonus_changes_advantages(three, three_bonus, _args())
+    assert not train.bonus_changes_advantages(graded, graded_bonus, _args())  # one right answer: still two levels
+    # without the std (Dr. GRPO) even the binary group's advantages grow: 0.5 -> 0.65
+    assert train.bonus_changes_advantages(binary, with_bonus, _args(adv_norm="none"))
+    assert train.bonus_changes_advantages(binary, with_bonus, _args(advantage="rloo"))
+
+
+def test_rloo_advantages_by_hand():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.9, 0.92, 0.94, 0.96])
+    # group 1: R_0 - (0 + 0 + 1) / 3 = 2/3, R_1 - (1 + 0 + 1) / 3 = -2/3; group 2: 0.9 - (0.92 + 0.94 + 0.96) / 3 = -0.04, ...
+    expected = torch.tensor([2 / 3, -2 / 3, -2 / 3, 2 / 3, -0.04, -0.04 / 3, 0.04 / 3, 0.04])
+    assert torch.allclose(train.rloo_advantages(rewards, 4), expected, atol=1e-6)
+    assert torch.allclose(train.rloo_advantages(rewards, 4), 4 / 3 * train.group_advantages(rewards, 4, norm="none"), atol=1e-6)
+    assert torch.allclose(train.advantages_of(rewards, _args(advantage="rloo")), expected, atol=1e-6)
+
+
+def test_reinforce_advantages_use_one_baseline_for_the_batch():
+    rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 2.0, 2.0])  # batch mean 1.25
+    expected = torch.tensor([-0.25, -1.25, -1.25, -0.25, 0.75, 0.75, 0.75, 0.75])
+    assert torch.allclose(train.reinforce_advantages(rewards), expected)
+    assert torch.allclose(train.advantages_of(rewards, _args(advantage="reinforce")), expected)
+    # the all-equal group still has a signal (GRPO's would be 0), and the easy prompt's are all positive
+    assert train.advantages_of(rewards, _args())[4:].abs().max() == 0
+
+
+def test_reg_grpo_first_update_gradient_scales_with_all_rows():
+    """Two groups of G = 4 (N = 8 rows): at rho == 0 the gradient per masked token is -(2 / (N * eps_rho)) * A_i,
+    N the rows averaged, not G; the regression is inactive (reggrpo/active_frac 0) until logp_old differs."""
+    G, N = 4, 8
+    mask = torch.ones(N, 2, dtype=torch.bool)
+    logp = torch.randn(N, 2, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    adv = train.group_advantages(torch.tensor([1.0, 0.0, 2.0, 1.0, 0.0, 0.0, 1.0, 0.0]), G)
+    loss, m = train.reg_grpo_loss(logp, logp.detach(), None, adv, mask, group_size=G, beta=0.0, eps_rho=EPS)
+    loss.backward()
+    assert torch.allclose(logp.grad, -(2 / (N * EPS)) * adv[:, None] * mask, rtol=1e-4, atol=1e-3)
+    assert m["reggrpo/active_frac"] == 0.0
+    _, m2 = train.reg_grpo_loss(logp.detach(), logp.detach() - 0.01 * torch.arange(N)[:, None], None, adv, mask, group_size=G, eps_rho=EPS)
+    assert m2["reggrpo/active_frac"] == 1.0
+
+
+def test_reg_grpo_kl_share_is_negligible_on_the_first_update():
+    """beta * KL's gradient beside the 2 / (N * eps_rho) scale: ~1e-4 of the total at beta 0.1."""
+    N = 4
+    mask = torch.ones(N, 3, dtype=torch.bool)
+    logp = torch.log(torch.full((N, 3), 0.5)).requires_grad_()
+    logp_ref = torch.log(torch.full((N, 3), 0.25))
+    adv = train.group_advantages(torch.tensor([1.0, 0.0, 0.0, 1.0]), N)
+    loss, _ = train.reg_grpo_loss(logp, logp.detach(), logp_ref, adv, mask, group_size=N, beta=0.1, eps_rho=EPS)
+    loss.backward()
+    # KL's per-token gradient: d/dlogp [exp(ref - logp) - (ref - logp) - 1] = 1 - exp(ref - logp) = 0.5, times beta / (N * 3)
+    kl_grad = 0.1 * 0.5 / (N * 3)
+    policy_grad = 2 / (N * EPS) * abs(adv[0].item())
+    assert logp.grad[0, 0].item() == pytest.approx(-policy_grad + kl_grad, rel=1e-3)
+    assert kl_grad / policy_grad < 1e-4
+
+
+def test_da_plan_noise_std_and_hint_length_by_hand():
+    args = train.Args(da_threshold=0.1, da_noise_scale=0.5, da_noise_max=0.4, da_hint_scale=1.0)
+    assert train.da_plan(-0.3, args) == ("easy", pytest.approx(0.15))  # too easy: std = 0.5 * |-0.3|
+    assert train.da_plan(-2.0, args) == ("easy", pytest.approx(0.4))  # capped at da_noise_max
+    assert train.da_plan(0.4, args) == ("hard", pytest.approx(0.4))  # too hard: 0.4 of the reasoning's words
+    assert train.da_plan(1.7, args) == ("hard", 1.0)  # at most all of it
+    assert train.da_plan(0.1, args) == (None, 0.0) and train.da_plan(-0.05, args) == (None, 0.0)  # within the threshold
+    words = "one two three four five six seven eight nine ten"
+    assert train.hint_prefix(words, 0.4) == "one two three four"  # ceil(0.4 * 10) = 4
+    assert train.hint_prefix(words, 0.31) == "one two three four"  # ceil(3.1) = 4
+    assert train.hint_prefix(words, 1.0) == words and train.hint_prefix("", 0.5) == ""
+
+
+def test_t_grpo_shuffles_what_da_sampled_the_ordered_group_on(monkeypatch):
+    """Under T-GRPO + DA the shuffled group sees the ordered group's augmentation: the noisy frames (too easy)
+    or the hint (too hard), so that p and p~ compare the same question."""
+    import data
+
+    calls = []  # (frames, hint) of every sampling call after the first
+
+    def group_of(record, n, right):
+        text = "<think>one two three four</think><answer>" + ("A" if right else "B") + "</answer>"
+        return train.Group(record, None, torch.ones(n, 2, dtype=torch.long), torch.ones(n, 2, dtype=torch.bool), [text] * n)
+
+    def fake_groups(model, processor, items, n, args):
+        return [group_of(record, n, right=True) for record, _, _ in items]
+
+    def fake_group(model, processor, record, visual, n, args, hint=None):
+        calls.append((visual.frames.clone(), hint))
+        return group_of(record, n, right=hint is None or "correct answer" not in hint)
+
+    monkeypatch.setattr(train, "sample_groups", fake_groups)
+    monkeypatch.setattr(train, "sample_group", fake_group)
+    record = {"problem_id": "p", "solution": "<answer>A</answer>", "problem_type": "multiple choice", "data_type": "video"}
+    frames = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    visual = data.Visual("video", frames)
+    args = train.Args(algo="t_grpo", da=True, num_generations=4, num_shuffled=2, da_threshold=0.1)
+    for reference, kind in ((0.0, "easy"), (5.0, "hard")):  # every completion right: reward 2, far above 0 / far below 5
+        calls.clear()
+        groups, stats = train.collect_rollouts(None, None, [(record, visual, torch.Generator().manual_seed(1))], reference, args,
+                                               {"generate": 0.0, "score": 0.0})
+        assert stats[kind] == 1 and len(stats["acc_shuffled"]) == 1
+        (ordered_frames, ordered_hint), (shuffled_frames, shuffled_hint) = calls[-2], calls[-1]
+        assert shuffled_hint == ordered_hint and (ordered_hint is None) == (kind == "easy")
+        assert not torch.equal(shuffled_frames, ordered_frames)  # permuted ...
+        assert sorted(map(bytes, shuffled_frames.numpy())) == sorted(map(bytes, ordered_frames.numpy()))  # ... the same frames
+        assert torch.equal(ordered_frames, frames) == (kind == "hard")  # easy: the noisy frames

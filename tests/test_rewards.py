@@ -345,8 +345,14 @@ def test_length_bonus_omega_and_mismatch():
     ([0.5, 0.05], [0, 0], [0.3, 0.0]),
     ([], [1.0], []),
 ])
-def test_temporal_bonus(ordered, shuffled, expected):
-    assert temporal_bonus(ordered, shuffled) == expected
+def test_temporal_bonus(ordered, shuffled, expected):  # Video-R1's code: mu = 0.8
+    assert temporal_bonus(ordered, shuffled, mu=0.8) == expected
+
+
+def test_temporal_bonus_default_is_the_papers_mu_of_one():
+    # p = 0.4, p~ = 0.5: enough for mu 0.8 (above), not for the paper's p >= p~; p == p~ counts
+    assert temporal_bonus([1, 1, 0, 0, 0], [1, 0]) == [0.0] * 5
+    assert temporal_bonus([1, 0], [1, 0]) == [0.3, 0.0]
 
 
 def test_temporal_bonus_parameters_and_errors():

@@ -32,9 +32,9 @@ COMMON = ["reward/mean", "reward/std", "reward/accuracy", "reward/format", "adv/
 
 
 @pytest.mark.parametrize("algo,extra,keys", [
-    ("grpo", ["--beta", "0.04"], ["loss/clip_frac"]),
-    ("t_grpo", [], ["tgrpo/acc_ordered", "tgrpo/acc_shuffled", "tgrpo/bonus_frac"]),
-    ("reg_grpo", ["--num_iterations", "2"], ["reggrpo/rho_std", "reggrpo/mse"]),
+    ("grpo", ["--beta", "0.04", "--advantage", "rloo"], ["loss/clip_frac"]),
+    ("t_grpo", [], ["tgrpo/acc_ordered", "tgrpo/acc_shuffled", "tgrpo/bonus_frac", "tgrpo/adv_changed_frac"]),
+    ("reg_grpo", ["--num_iterations", "2", "--batch_size", "4"], ["reggrpo/rho_std", "reggrpo/mse", "reggrpo/active_frac"]),
     ("reg_grpo", ["--da", "--da_window", "2", "--da_threshold", "0.0", "--batch_size", "2"], ["da/easy_frac", "da/hard_frac", "da/zero_std_before", "da/zero_std_after"]),
 ])
 def test_rl_algorithms_through_accelerate_launch(warm, tmp_path, algo, extra, keys):
@@ -47,7 +47,12 @@ def test_rl_algorithms_through_accelerate_launch(warm, tmp_path, algo, extra, ke
     assert os.path.isfile(os.path.join(out, "final", "model.safetensors"))
     assert os.path.getsize(os.path.join(out, "completions.jsonl")) > 0
     if algo == "t_grpo":
-        assert all(0 <= row["tgrpo/acc_shuffled"] <= 1 for row in m)
+        assert all(0 <= row["tgrpo/acc_shuffled"] <= 1 and 0 <= row["tgrpo/adv_changed_frac"] <= 1 for row in m)
+    if "--num_iterations" in extra:  # the first of the two updates has rho == 0; the second not, once the first moved the policy
+        assert any(row["adv/zero_std_frac"] < 1 for row in m), "no group had a learning signal: the test would prove nothing"
+        assert [row["reggrpo/active_frac"] for row in m] == [0.5 if row["adv/zero_std_frac"] < 1 else 0.0 for row in m]
+    if "rloo" in extra:
+        assert json.load(open(os.path.join(out, "args.json")))["advantage"] == "rloo"
     if "--da" in extra:  # threshold 0: after the first step every group is augmented one way or the other
         assert m[1]["da/easy_frac"] + m[1]["da/hard_frac"] > 0
 
