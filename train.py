@@ -661,6 +661,8 @@ def compute_dtype(args):
     """The dtype the matmuls run in (--dtype): auto is bf16 on a GPU that has it, fp32 elsewhere."""
     if args.dtype == "auto":
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    if args.dtype == "fp16" and not torch.cuda.is_available():  # accelerate's fp16 gradient scaler is for accelerators only
+        raise SystemExit("--dtype fp16 needs a GPU (accelerate's fp16 loss scaling does not run on the CPU); use --dtype bf16 or fp32 here")
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
 
 

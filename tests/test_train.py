@@ -252,3 +252,18 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(warm):
     assert any(g.abs().max() > 0 for g in grads0.values())
     for name in grads0:
         assert torch.allclose(grads0[name], grads1[name], atol=1e-5), name
+
+
+def test_compute_dtype_rule():
+    """--dtype names the compute dtype: auto is fp32 on the CPU (bf16 on a GPU with bf16); fp16 on the CPU is refused
+    with a message, since accelerate's fp16 gradient scaler needs an accelerator."""
+    import train
+
+    dtype = lambda name: train.compute_dtype(train.Args(dtype=name))
+    assert (dtype("bf16"), dtype("fp32")) == (torch.bfloat16, torch.float32)
+    assert train.MIXED_PRECISION[dtype("bf16")] == "bf16" and train.MIXED_PRECISION[dtype("fp32")] == "no"
+    if torch.cuda.is_available():
+        pytest.skip("a GPU: auto is bf16 or fp32 by its hardware, and fp16 is allowed")
+    assert dtype("auto") == torch.float32
+    with pytest.raises(SystemExit, match="--dtype fp16 needs a GPU"):
+        dtype("fp16")
