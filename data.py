@@ -316,6 +316,23 @@ def load_visual(record, num_frames, min_pixels, max_pixels):
         raise SampleError(record_id(record, record.get("_index", "?")), record["_media"], f"cannot decode: {type(e).__name__}: {e}") from e
 
 
+def thumbnails(frames, height=64):
+    """[F, 3, H, W] uint8 frames -> base64 PNG strings of each, `height` pixels high (rollout and eval pages)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = []
+    for frame in frames:
+        image = Image.fromarray(frame.permute(1, 2, 0).contiguous().numpy())
+        image = image.resize((max(1, round(image.width * height / image.height)), height), Image.BILINEAR)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG", optimize=True)
+        out.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+    return out
+
+
 def shuffle_frames(visual, generator):
     """T-GRPO's shuffled video: the same frames in a random order that is never the identity.
 

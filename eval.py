@@ -8,6 +8,8 @@ Evaluation: run a model on Video-R1-format benchmarks, rescore saved outputs, co
     python eval.py compare runs/grpo-seed0 runs/reg_grpo-seed0 --out runs/compare.md
     python eval.py ablation --seeds 0 1 2 --out runs/ablation [train.py flags, e.g. --max_steps 30]
     python eval.py groups --model runs/sft-cold-start-300x8-seed0/final --data data/synth/train.json --limit 96
+    python eval.py view runs/reg_grpo-seed0            # -> runs/reg_grpo-seed0/rollouts.html
+    python eval.py view runs/eval/test.json            # -> runs/eval/test.html
 
 Scores come from rewards.eval_score: accuracy per answer type, MRA for regression, and (as Video-R1's
 evaluation does) a completion without <answer> tags is scored on its whole text.
@@ -219,13 +221,13 @@ def run(args):
             done = {_key(r): r for r in json.load(open(out_path))["results"]}
             print(f"{out_path}: {len(done)} records already scored, continuing")
         t0 = time.time()
-        save = lambda results: write_json(out_path, {"model": args.model, "settings": settings, "results": results, "metrics": summarize(results, len(bad))})
+        save = lambda results: write_json(out_path, {"model": args.model, "data": path, "settings": settings, "results": results, "metrics": summarize(results, len(bad))})
         results, errors = evaluate(model, processor, records, num_frames=num_frames, min_pixels=size["shortest_edge"],
                                    max_pixels=size["longest_edge"], max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                                    shuffled=args.shuffled, donors=blind_donors(records, args.seed) if args.blind else None, sample=args.sample, seed=args.seed, done=done, on_batch=save)
         metrics = summarize(results, len(bad) + len(errors))
         metrics["seconds"] = round(time.time() - t0, 1)
-        write_json(out_path, {"model": args.model, "settings": settings, "results": results, "metrics": metrics})
+        write_json(out_path, {"model": args.model, "data": path, "settings": settings, "results": results, "metrics": metrics})
         all_metrics[name] = metrics
         print(f"{name}: overall {metrics['overall']}  accuracy {metrics['accuracy']}  mra {metrics['mra']}  "
               f"n {metrics['n']}  unreadable {metrics['unreadable']}  -> {out_path}")
@@ -439,6 +441,130 @@ def family_table(runs):
     return "\n".join(lines)
 
 
+# -----------------------------------------------------------------------------
+# Pages to look at: a training run's rollouts, an evaluation's answers (one self-contained HTML file each)
+
+PAGE_STYLE = """body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:1400px}
+h2{margin:1.4em 0 .3em;border-bottom:2px solid #444}.metrics{color:#555;font-size:12px}
+.group,.record{border:1px solid #ccc;border-radius:6px;padding:.6em;margin:.8em 0}
+.frames img{height:64px;margin-right:3px;border:1px solid #999;image-rendering:pixelated}
+.label{font-size:12px;color:#555}table{border-collapse:collapse;width:100%;margin-top:.4em}
+td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;font-size:12px}th{background:#f3f3f3}
+td.text{white-space:pre-wrap;font-family:ui-monospace,monospace;max-width:700px}
+tr.pos td.adv{background:#d9f2d9}tr.neg td.adv{background:#f6d5d5}.right{color:#1a7f1a}.wrong{color:#b22}"""
+
+
+def _frames_html(frames, order=None, caption=""):
+    """A strip of base64 PNG thumbnails, optionally in another order (T-GRPO's shuffled frames)."""
+    import html
+
+    shown = [frames[i] for i in order] if order else frames
+    imgs = "".join(f'<img src="data:image/png;base64,{f}" alt="frame {i}">' for i, f in zip(order or range(len(frames)), shown))
+    return f'<div class="frames"><span class="label">{html.escape(caption)}</span><br>{imgs}</div>'
+
+
+def _question_html(row):
+    import html
+
+    options = "".join(f"<br>{html.escape(o)}" for o in row.get("options") or [])
+    return (f'<div><b>{html.escape(str(row.get("problem_id")))}</b> ({html.escape(row["problem_type"])}, '
+            f'{html.escape(str(row.get("question_family") or row["data_type"]))}): {html.escape(row["problem"])}{options}'
+            f'<br><span class="label">solution</span> {html.escape(row["solution"])}</div>')
+
+
+def rollouts_page(run_dir):
+    """RUN_DIR/rollouts.html from completions.jsonl (train.log_completions) and metrics.jsonl: per logged step
+    its metrics, then each logged group: frames, the shuffled order and DA's noise or hint when used, the
+    question, and the G completions with accuracy, format, temporal bonus, total reward and advantage."""
+    import html
+
+    logged = [json.loads(line) for line in open(os.path.join(run_dir, "completions.jsonl"))]
+    metrics_path = os.path.join(run_dir, "metrics.jsonl")
+    metrics = {m["step"]: m for m in map(json.loads, open(metrics_path))} if os.path.exists(metrics_path) else {}
+    shown = ("reward/mean", "reward/accuracy", "reward/format", "adv/zero_std_frac", "loss/total", "loss/kl", "tgrpo/bonus_frac",
+             "tgrpo/adv_changed_frac", "reggrpo/active_frac", "da/easy_frac", "da/hard_frac", "completions/mean_length", "time/step_s")
+    parts = [f"<!doctype html><meta charset=utf-8><title>rollouts: {html.escape(run_dir)}</title><style>{PAGE_STYLE}</style>",
+             f"<h1>Rollouts of {html.escape(os.path.basename(os.path.normpath(run_dir)))}</h1>",
+             f'<p class="label">{len(logged)} groups from {html.escape(run_dir)}/completions.jsonl; advantages as trained on '
+             "(green positive, red negative). A group whose rewards are all equal has zero advantages: it teaches nothing.</p>"]
+    for step in sorted({row["step"] for row in logged}):
+        m = metrics.get(step, {})
+        summary = " · ".join(f"{k} {m[k]:.3g}" for k in shown if k in m)
+        parts.append(f'<h2 id="step-{step}">step {step}</h2><div class="metrics">{html.escape(summary)}</div>')
+        for row in (r for r in logged if r["step"] == step):
+            aug, temporal = row.get("augmentation") or {}, row.get("temporal")
+            caption = "frames, in order"
+            if aug.get("kind") == "easy":
+                caption = f"frames with DA's noise (too easy: dR {aug['d_reward']:+.2f}, noise std {aug['noise_std']:.2f} of 255)"
+            block = ['<div class="group">', _question_html(row), _frames_html(row["frames"], caption=caption)]
+            if temporal:
+                block.append(_frames_html(row["frames"], temporal["order"], f"T-GRPO's shuffled order {temporal['order']}: "
+                                                                           f"accuracy {np.mean(row['accuracy']):.2f} ordered, {temporal['acc_shuffled']:.2f} shuffled"))
+            if aug.get("kind") == "hard":
+                block.append(f'<div class="label">DA hint (too hard: dR {aug["d_reward"]:+.2f}): {html.escape(aug["hint"])}</div>')
+            bonus = (temporal or {}).get("bonus") or [0.0] * len(row["completions"])
+            block.append("<table><tr><th>#</th><th>completion</th><th>accuracy</th><th>format</th><th>temporal bonus</th><th>reward</th><th>advantage</th></tr>")
+            for i, (text, acc, fmt, b, r, a) in enumerate(zip(row["completions"], row["accuracy"], row["format"], bonus, row["rewards"], row["advantages"])):
+                sign = "pos" if a > 1e-9 else ("neg" if a < -1e-9 else "")
+                block.append(f'<tr class="completion {sign}"><td>{i}</td><td class="text">{html.escape(text)}</td><td>{acc:.3g}</td><td>{fmt:.3g}</td>'
+                             f'<td>{b:.3g}</td><td class="reward">{r:.4g}</td><td class="adv">{a:.4g}</td></tr>')
+            block.append("</table></div>")
+            parts.append("".join(block))
+    out = os.path.join(run_dir, "rollouts.html")
+    with open(out, "w") as f:
+        f.write("\n".join(parts))
+    return out
+
+
+def eval_page(results_path, num_frames=4):
+    """EVAL.html next to an `eval.py run` output: per record its frames, the question, the answer and its score,
+    with selects to show one family or only right / wrong answers."""
+    import html
+
+    saved = json.load(open(results_path))
+    base = os.path.dirname(os.path.abspath(saved["data"])) if saved.get("data") else None
+    settings = saved.get("settings") or {"num_frames": num_frames, "min_pixels": 56 * 56, "max_pixels": 112 * 112}
+    families = sorted({str(r.get("question_family") or r.get("problem_type")) for r in saved["results"]})
+    options = "".join(f"<option>{html.escape(f)}</option>" for f in families)
+    parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(results_path)}</title><style>{PAGE_STYLE}</style>",
+             f"<h1>{html.escape(os.path.basename(results_path))}: {html.escape(str(saved.get('model')))}</h1>",
+             f'<p class="metrics">{html.escape(json.dumps({k: v for k, v in saved["metrics"].items() if not isinstance(v, dict)}))}</p>',
+             f'<p>family <select id="fam" onchange="show()"><option value="">all</option>{options}</select> answers '
+             '<select id="ok" onchange="show()"><option value="">all</option><option value="right">right</option>'
+             '<option value="wrong">wrong</option></select></p>',
+             "<script>function show(){var f=document.getElementById('fam').value,o=document.getElementById('ok').value;"
+             "document.querySelectorAll('.record').forEach(function(d){d.style.display=((!f||d.dataset.family==f)&&(!o||d.dataset.ok==o))?'':'none'})}</script>"]
+    for row in saved["results"]:
+        frames_html = '<div class="label">(media not found: the results file names no data file)</div>'
+        if base is not None:
+            record = {**row, "_media": data.media_path(row, base), "_index": row.get("index")}
+            try:
+                visual = data.load_visual(record, settings["num_frames"], settings["min_pixels"], settings["max_pixels"])
+                frames_html = _frames_html(data.thumbnails(visual.frames), caption=f"{visual.frames.shape[0]} frames as the model saw them")
+            except data.SampleError as e:
+                frames_html = f'<div class="label">{html.escape(str(e))}</div>'
+        ok = "right" if row["score"] >= 0.5 else "wrong"
+        family = str(row.get("question_family") or row.get("problem_type"))
+        parts.append(f'<div class="record" data-family="{html.escape(family)}" data-ok="{ok}">{_question_html(row)}{frames_html}'
+                     f'<div class="text {ok}"><span class="label">answer</span> {html.escape(row["output"])}</div>'
+                     f'<div class="label">score {row["score"]:.3g}</div></div>')
+    out = os.path.splitext(results_path)[0] + ".html"
+    with open(out, "w") as f:
+        f.write("\n".join(parts))
+    return out
+
+
+def view(path):
+    """`eval.py view RUN_DIR` -> RUN_DIR/rollouts.html; `eval.py view EVAL.json` -> EVAL.html."""
+    if os.path.isdir(path):
+        if not os.path.isfile(os.path.join(path, "completions.jsonl")):
+            raise SystemExit(f"{path}: no completions.jsonl (train.py writes it every --log_completions_steps steps of RL)")
+        return rollouts_page(path)
+    if not os.path.isfile(path):
+        raise SystemExit(f"{path}: neither a run folder nor an eval.py run results file")
+    return eval_page(path)
+
+
 def main(argv=None):
     import train  # groups' defaults are the RL step's (torch and numpy only; data.py imports them anyway)
 
@@ -460,6 +586,9 @@ def main(argv=None):
     r.add_argument("--sample", action="store_true", help="sample (temperature 1, top-p 0.95) instead of greedy decoding")
     r.add_argument("--seed", type=int, default=0, help="seed of the frame permutations and of --blind's assignment")
     r.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)")
+    v = sub.add_parser("view", help="write a page to look at: RUN_DIR -> RUN_DIR/rollouts.html (frames, G completions, rewards, "
+                       "advantages per logged step); EVAL.json (from run) -> EVAL.html (frames, answer, score per record)")
+    v.add_argument("path", help="a training run folder (with completions.jsonl) or an `eval.py run` results file")
     s = sub.add_parser("score", help="rescore a results file; the metrics are the last line")
     s.add_argument("file")
     c = sub.add_parser("compare", help="table and reward curves of training runs")
@@ -492,6 +621,9 @@ def main(argv=None):
         print(ablation(args.seeds, args.out, extra))
     elif args.command == "run":
         run(args)
+    elif args.command == "view":
+        out = view(args.path)
+        print(f"wrote {out} ({os.path.getsize(out) / 1024:.0f} KiB)")
     elif args.command == "groups":
         groups(args)
     elif args.command == "score":

@@ -110,7 +110,7 @@ class Args:
     save_steps: int = field(default=0, metadata={"help": "write a checkpoint every K steps (and at the end); 0: only at the end"})
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in output_dir"})
     report_to: str = field(default="", metadata={"help": "accelerate trackers, comma-separated: tensorboard, wandb, ... (metrics.jsonl is always written)"})
-    log_completions_steps: int = field(default=10, metadata={"help": "write a few sample completions to completions.jsonl every K steps; 0: never"})
+    log_completions_steps: int = field(default=10, metadata={"help": "write 2 whole groups (frames, completions, rewards, advantages) to completions.jsonl every K steps, for `eval.py view RUN_DIR`; 0: never"})
     problem_types: str = field(default="", metadata={"help": "train only on records of these problem types (comma-separated, e.g. 'multiple choice'); empty or 'all': every type. In the main job it applies to the RL stage; the SFT start trains on everything"})
     strict_data: bool = field(default=False, metadata={"help": "stop at the first unreadable sample instead of skipping it"})
     sft_steps: int = field(default=MAIN_JOB_SFT_STEPS, metadata={"help": "main job (no --model, no --data): SFT cold-start steps before RL (cached under runs/)"})
@@ -318,6 +318,9 @@ class Group:
     rewards: torch.Tensor = None  # [G]
     accuracy: list = None
     format: list = None
+    visual: object = None  # the frames the G completions were sampled on (DA's noisy ones included)
+    augmentation: dict = None  # DA: {"kind": "easy", "noise_std": s} or {"kind": "hard", "hint": text}
+    temporal: dict = None  # T-GRPO: {"order": shuffled frame order, "acc_shuffled": p~, "bonus": [G]}
 
 
 def completion_mask(ids, eos_ids):
@@ -389,9 +392,10 @@ def add_temporal_bonus(group, model, processor, visual, args, generator, hint=No
     more reward levels (graded answers, varying format, the length bonus) or without the std
     (--adv_norm none, rloo, reinforce); see rewards.temporal_bonus.
     Returns (acc_ordered, acc_shuffled, bonus given, whether the bonus changed the group's advantages)."""
-    shuffled, _ = data.shuffle_frames(visual, generator)
+    shuffled, order = data.shuffle_frames(visual, generator)
     shuffled_group = score_group(sample_group(model, processor, group.record, shuffled, args.num_shuffled, args, hint=hint), args)
     bonus = rewards.temporal_bonus(group.accuracy, shuffled_group.accuracy, args.tgrpo_alpha, args.tgrpo_mu)
+    group.temporal = {"order": order.tolist(), "acc_shuffled": float(np.mean(shuffled_group.accuracy)), "bonus": bonus}
     before = group.rewards
     group.rewards = group.rewards + torch.tensor(bonus, dtype=torch.float32)
     given = any(b > 0 for b in bonus)
@@ -427,7 +431,9 @@ def difficulty_augment(group, visual, reference, model, processor, args, generat
     kind, amount = da_plan(reference - group.rewards.mean().item(), args)
     if kind == "easy":
         noisy = data.add_frame_noise(visual, amount, generator)
-        return score_group(sample_group(model, processor, group.record, noisy, args.num_generations, args), args), "easy", noisy, None
+        easier = score_group(sample_group(model, processor, group.record, noisy, args.num_generations, args), args)
+        easier.augmentation = {"kind": "easy", "noise_std": amount, "d_reward": reference - group.rewards.mean().item()}
+        return easier, "easy", noisy, None
     if kind == "hard":
         answer = data.answer_of(group.record["solution"])
         revealed = sample_group(model, processor, group.record, visual, args.num_generations, args,
@@ -436,7 +442,9 @@ def difficulty_augment(group, visual, reference, model, processor, args, generat
         best = revealed.texts[int(revealed.rewards.argmax())]
         hint = hint_prefix(reasoning_of(best), amount)
         if hint:
-            return score_group(sample_group(model, processor, group.record, visual, args.num_generations, args, hint=hint), args), "hard", visual, hint
+            hinted = score_group(sample_group(model, processor, group.record, visual, args.num_generations, args, hint=hint), args)
+            hinted.augmentation = {"kind": "hard", "hint": hint, "d_reward": reference - group.rewards.mean().item()}
+            return hinted, "hard", visual, hint
     return group, None, visual, None
 
 
@@ -720,6 +728,7 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
     timing["generate"] += time.time() - t0
     for i, (group, (record, visual, generator)) in enumerate(zip(groups, prompts)):
         t0 = time.time()
+        group.visual = visual
         score_group(group, args)
         timing["score"] += time.time() - t0
         if args.da:
@@ -729,7 +738,7 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
             if reference is not None:
                 t0 = time.time()
                 augmented, kind, visual, hint = difficulty_augment(group, visual, reference, model, processor, args, generator)
-                augmented.mean_before = group.mean_before
+                augmented.mean_before, augmented.visual = group.mean_before, visual
                 groups[i] = group = augmented
                 timing["generate"] += time.time() - t0
                 if kind:
@@ -838,9 +847,10 @@ def train(args):
         accelerator.load_state(ckpt)
         if accelerator.is_main_process:
             print(f"resumed from {ckpt} at step {state.step}")
-            if os.path.exists(metrics_path):  # drop lines logged after that checkpoint by the killed run
-                lines = [line for line in open(metrics_path) if json.loads(line)["step"] <= state.step]
-                open(metrics_path, "w").writelines(lines)
+            for path in (metrics_path, os.path.join(args.output_dir, "completions.jsonl")):  # drop lines logged after that checkpoint by the killed run
+                if os.path.exists(path):
+                    lines = [line for line in open(path) if json.loads(line)["step"] <= state.step]
+                    open(path, "w").writelines(lines)
     elif accelerator.is_main_process:
         for name in ("metrics.jsonl", "completions.jsonl"):
             if os.path.exists(os.path.join(args.output_dir, name)):
@@ -988,11 +998,30 @@ def step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step
     return m
 
 
+LOGGED_GROUPS = 2  # groups per logged step in completions.jsonl (what eval.py view shows)
+
+
 def log_completions(micro, args, step):
+    """The first LOGGED_GROUPS groups of the step, whole, to completions.jsonl: the question, thumbnails of
+    the frames the completions were sampled on (DA's noisy frames included), T-GRPO's shuffled order and
+    bonus, DA's noise or hint, and per completion its text, accuracy, format, total reward and advantage.
+    `python eval.py view RUN_DIR` turns the file into a page."""
     with open(os.path.join(args.output_dir, "completions.jsonl"), "a") as f:
-        for g in [g for mb in micro for g in mb["groups"]][:2]:
-            f.write(json.dumps({"step": step, "problem_id": g.record.get("problem_id"), "solution": g.record["solution"],
-                                "completions": g.texts[:4], "rewards": g.rewards[:4].tolist()}) + "\n")
+        logged = 0
+        for mb in micro:
+            for k, g in enumerate(mb["groups"]):
+                if logged == LOGGED_GROUPS:
+                    return
+                n = len(g.texts)
+                f.write(json.dumps({
+                    "step": step, "problem_id": g.record.get("problem_id"), "problem": g.record["problem"], "options": g.record.get("options") or [],
+                    "problem_type": g.record["problem_type"], "data_type": g.record["data_type"], "solution": g.record["solution"],
+                    "question_family": g.record.get("question_family"), "algo": args.algo + ("+da" if args.da else ""),
+                    "frames": data.thumbnails(g.visual.frames) if g.visual is not None else [],
+                    "augmentation": g.augmentation, "temporal": g.temporal, "completions": g.texts,
+                    "accuracy": g.accuracy, "format": g.format, "rewards": g.rewards.tolist(),
+                    "advantages": mb["advantages"][k * n:(k + 1) * n].tolist()}) + "\n")
+                logged += 1
 
 
 # -----------------------------------------------------------------------------
@@ -1074,6 +1103,11 @@ def main_job(args):
     rl_args = Args(**{**asdict(args), "model": sft_final, "data": os.path.join(SYNTH_DIR, "train.json")})
     train(rl_args)
     stages["rl_s"] = round(time.time() - t0, 1)
+    page = None
+    if accelerator.is_main_process and os.path.isfile(os.path.join(args.output_dir, "completions.jsonl")):
+        import eval as evaluation
+
+        page = evaluation.rollouts_page(args.output_dir)
     t0 = time.time()
     after, after_blind = held_out_eval(os.path.join(args.output_dir, "final"), args, test_path, accelerator)
     stages["eval_rl_s"] = round(time.time() - t0, 1)
@@ -1085,7 +1119,8 @@ def main_job(args):
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
         print(before_after_table(before, after, args, before_blind, after_blind))
-        print(f"wall time {summary['wall_time_s']} s ({stages}); summary: {os.path.join(args.output_dir, 'summary.json')}")
+        print(f"wall time {summary['wall_time_s']} s ({stages}); summary: {os.path.join(args.output_dir, 'summary.json')}"
+              + (f"; rollouts to look at: {page}" if page else ""))
 
 
 def before_after_table(before, after, args, before_blind, after_blind):

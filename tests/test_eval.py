@@ -73,6 +73,36 @@ def test_run_on_the_tiny_model_and_resume(tiny_dir, synth_dir, tmp_path):
     assert len(json.load(open(tmp_path / "out" / "small_shuffled.json"))["results"]) == 5
     _cli(*args, "--blind")
     assert len(json.load(open(tmp_path / "out" / "small_blind.json"))["results"]) == 5
+    _check_eval_page(tmp_path / "out" / "small.json", first)
+
+
+def _check_eval_page(results_path, saved):
+    """`eval.py view EVAL.json`: one block per record with its family and right/wrong for the filters, its answer,
+    and the frames it was evaluated on as decodable thumbnails (4 per video, 1 per image)."""
+    import base64
+    import io
+    from html.parser import HTMLParser
+
+    from PIL import Image
+
+    out = _cli("view", str(results_path))
+    assert "small.html" in out
+    found = {"records": [], "images": []}
+
+    class Page(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "div" and attrs.get("class") == "record":
+                found["records"].append((attrs["data-family"], attrs["data-ok"]))
+            if tag == "img":
+                found["images"].append(attrs["src"])
+
+    Page().feed(open(str(results_path).replace(".json", ".html")).read())
+    rows = saved["results"]
+    assert found["records"] == [(r["question_family"], "right" if r["score"] >= 0.5 else "wrong") for r in rows]
+    assert len(found["images"]) == sum(4 if r["data_type"] == "video" else 1 for r in rows)
+    for src in found["images"]:
+        Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).load()
 
 
 def test_blind_donors_are_other_records_of_the_same_kind():

@@ -46,6 +46,7 @@ def test_rl_algorithms_through_accelerate_launch(warm, tmp_path, algo, extra, ke
         assert all(key in row and row[key] == row[key] for row in m), key  # present and not NaN
     assert os.path.isfile(os.path.join(out, "final", "model.safetensors"))
     assert os.path.getsize(os.path.join(out, "completions.jsonl")) > 0
+    _check_rollout_page(out, algo, "--da" in extra)
     if algo == "t_grpo":
         assert all(0 <= row["tgrpo/acc_shuffled"] <= 1 and 0 <= row["tgrpo/adv_changed_frac"] <= 1 for row in m)
     if "--num_iterations" in extra:  # the first of the two updates has rho == 0; the second not, once the first moved the policy
@@ -55,6 +56,67 @@ def test_rl_algorithms_through_accelerate_launch(warm, tmp_path, algo, extra, ke
         assert json.load(open(os.path.join(out, "args.json")))["advantage"] == "rloo"
     if "--da" in extra:  # threshold 0: after the first step every group is augmented one way or the other
         assert m[1]["da/easy_frac"] + m[1]["da/hard_frac"] > 0
+
+
+class _Page(__import__("html.parser").parser.HTMLParser):
+    """Collects what the rollout page shows: groups, completion rows with their reward and advantage cells, images."""
+
+    def __init__(self):
+        super().__init__()
+        self.groups, self.rows, self.images, self.cell, self.text = 0, [], [], None, ""
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        classes = (attrs.get("class") or "").split()
+        if tag == "div" and "group" in classes:
+            self.groups += 1
+        if tag == "tr" and "completion" in classes:
+            self.rows.append({})
+        if tag == "td" and self.rows and classes and classes[0] in ("reward", "adv"):
+            self.cell, self.text = classes[0], ""
+        if tag == "img":
+            self.images.append(attrs["src"])
+
+    def handle_data(self, data):
+        if self.cell:
+            self.text += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self.cell:
+            self.rows[-1][self.cell] = float(self.text)
+            self.cell = None
+
+
+def _check_rollout_page(run_dir, algo, da):
+    """`eval.py view RUN_DIR`: one block per logged group, one row per completion whose reward and advantage are
+    the logged ones, and decodable frame thumbnails (T-GRPO: a second, shuffled strip)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = run([sys.executable, "eval.py", "view", run_dir])
+    assert "rollouts.html" in out.stdout
+    logged = [json.loads(line) for line in open(os.path.join(run_dir, "completions.jsonl"))]
+    page = _Page()
+    page.feed(open(os.path.join(run_dir, "rollouts.html")).read())
+    per_step = min(2, json.load(open(os.path.join(run_dir, "args.json")))["batch_size"])  # train.LOGGED_GROUPS a step
+    assert page.groups == len(logged) == 2 * per_step and {row["step"] for row in logged} == {1, 2}
+    expected = [(r, a) for row in logged for r, a in zip(row["rewards"], row["advantages"])]
+    assert len(page.rows) == len(expected) == sum(len(row["completions"]) for row in logged)
+    for shown, (reward, advantage) in zip(page.rows, expected):
+        assert shown["reward"] == pytest.approx(reward, abs=1e-3) and shown["adv"] == pytest.approx(advantage, abs=1e-3)
+    frames = sum(len(row["frames"]) for row in logged) + sum(len(row["frames"]) for row in logged if row["temporal"])
+    assert len(page.images) == frames > 0
+    for src in page.images:
+        assert Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).size[1] == 64
+    if algo == "t_grpo":
+        assert any(row["temporal"] for row in logged)
+    if da:
+        assert any(row["augmentation"] for row in logged)
+    m = {row["step"]: row for row in metrics(run_dir)}
+    for row in logged:  # the logged advantages are the step's: their group mean is 0 for GRPO's estimator
+        assert abs(sum(row["advantages"])) < 1e-4 and row["step"] in m
 
 
 def _weights(run_dir):
