@@ -450,7 +450,7 @@ h2{margin:1.4em 0 .3em;border-bottom:2px solid #444}.metrics{color:#555;font-siz
 .frames img{height:64px;margin-right:3px;border:1px solid #999;image-rendering:pixelated}
 .label{font-size:12px;color:#555}table{border-collapse:collapse;width:100%;margin-top:.4em}
 td,th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;font-size:12px}th{background:#f3f3f3}
-td.text{white-space:pre-wrap;font-family:ui-monospace,monospace;max-width:700px}
+td.text{white-space:pre-wrap;font-family:ui-monospace,monospace;width:100%}td.num,th.num{width:1%;white-space:nowrap;text-align:right}
 tr.pos td.adv{background:#d9f2d9}tr.neg td.adv{background:#f6d5d5}.right{color:#1a7f1a}.wrong{color:#b22}"""
 
 
@@ -503,11 +503,12 @@ def rollouts_page(run_dir):
             if aug.get("kind") == "hard":
                 block.append(f'<div class="label">DA hint (too hard: dR {aug["d_reward"]:+.2f}): {html.escape(aug["hint"])}</div>')
             bonus = (temporal or {}).get("bonus") or [0.0] * len(row["completions"])
-            block.append("<table><tr><th>#</th><th>completion</th><th>accuracy</th><th>format</th><th>temporal bonus</th><th>reward</th><th>advantage</th></tr>")
+            block.append('<table><tr><th class="num">#</th><th>completion</th>' + "".join(f'<th class="num">{h}</th>' for h in
+                         ("accuracy", "format", "temporal bonus", "reward", "advantage")) + "</tr>")
             for i, (text, acc, fmt, b, r, a) in enumerate(zip(row["completions"], row["accuracy"], row["format"], bonus, row["rewards"], row["advantages"])):
                 sign = "pos" if a > 1e-9 else ("neg" if a < -1e-9 else "")
-                block.append(f'<tr class="completion {sign}"><td>{i}</td><td class="text">{html.escape(text)}</td><td>{acc:.3g}</td><td>{fmt:.3g}</td>'
-                             f'<td>{b:.3g}</td><td class="reward">{r:.4g}</td><td class="adv">{a:.4g}</td></tr>')
+                block.append(f'<tr class="completion {sign}"><td class="num">{i}</td><td class="text">{html.escape(text)}</td><td class="num">{acc:.3g}</td>'
+                             f'<td class="num">{fmt:.3g}</td><td class="num">{b:.3g}</td><td class="reward num">{r:.4g}</td><td class="adv num">{a:.4g}</td></tr>')
             block.append("</table></div>")
             parts.append("".join(block))
     out = os.path.join(run_dir, "rollouts.html")

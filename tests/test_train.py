@@ -329,3 +329,20 @@ def test_compute_dtype_rule():
     assert dtype("auto") == torch.float32
     with pytest.raises(SystemExit, match="--dtype fp16 needs a GPU"):
         dtype("fp16")
+
+
+def test_report_to_tensorboard_writes_events_that_read_back(tiny_dir, synth_dir, tmp_path):
+    """--report_to tensorboard: accelerate's tracker writes event files under the run folder whose scalars are the
+    metrics.jsonl values, step by step."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = str(tmp_path / "tb")
+    run([sys.executable, "train.py", "--algo", "sft", "--model", str(tiny_dir), "--data", os.path.join(synth_dir, "train.json"),
+         "--output_dir", out, "--max_steps", "2", "--batch_size", "1", "--report_to", "tensorboard"])
+    logdir = os.path.join(out, "tb")  # project_dir / the run's name; the config goes to a timestamped folder below as hparams
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(logdir)), os.listdir(logdir)
+    acc = EventAccumulator(logdir)
+    acc.Reload()
+    assert {"loss/total", "lr", "grad_norm"} <= set(acc.Tags()["scalars"])
+    logged = [(e.step, e.value) for e in acc.Scalars("loss/total")]
+    assert logged == [(row["step"], pytest.approx(row["loss/total"], rel=1e-6)) for row in metrics(out)]
