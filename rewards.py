@@ -231,7 +231,7 @@ def _regression_within(pred: str, gt: str, tolerance: float) -> float:
     right answer, in a direction that is mostly sampling noise. With this
     reward such a group carries no signal, and an answer that is far off or no
     number at all is still pushed down. gt == 0: 1 only for pred == 0.
-    Measured on the main job (README, "The main job on a second build"): it did
+    Measured on the main job (docs/EXPERIMENTS.md, "The main job on a second build"): it did
     not help; with a tolerance relative to gt, a large answer is right for more
     sizes than a small one, and RL learned that prior.
     """

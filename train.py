@@ -37,13 +37,13 @@ import rewards
 TINY_MODEL_DIR = "data/tiny-qwen2.5-vl"  # the built-in tiny model, built on first use
 SYNTH_DIR = "data/synth"  # the synthetic benchmark, generated on first use
 # The main job's benchmark: one temporal and two static families, objects half the frame wide, 2,400
-# training samples so that SFT never repeats one. Measured (README, "The tiny model"): with 600 samples
+# training samples so that SFT never repeats one. Measured (docs/EXPERIMENTS.md, "What made the SFT start see"): with 600 samples
 # seen four times and 35%-wide objects, 300 SFT steps leave the tiny model answering one colour to every
 # colour question; with these settings its held-out score is 0.64-0.76 and it uses its video. (A 200-step
-# start with 50 RL steps was tried and is worse: README, "Which families RL trains on".)
+# start with 50 RL steps was tried and is worse: docs/EXPERIMENTS.md, "Superseded".)
 # `size` squares are 20, 50 or 80% of the frame wide, and SFT runs 225 steps: with any whole width from 20
 # to 80 the tiny model's `size` answers were blind guesses and RL on them lost ground, and 300 steps on
-# three widths left no room for RL (README, "Other attempts at `size`" and the main job's table).
+# three widths left no room for RL (docs/EXPERIMENTS.md, "Other attempts at `size`" and "The main job over nine seeds").
 MAIN_JOB_FAMILIES = ("color", "approach", "size")
 MAIN_JOB_OBJECT_SIZE = 0.5
 MAIN_JOB_SIZE_PERCENTS = "20,50,80"
@@ -98,14 +98,14 @@ class Args:
     num_frames: int = field(default=0, metadata={"help": "frames sampled per video; 0: 4 for the tiny model, 16 otherwise (both papers)"})
     min_pixels: int = field(default=0, metadata={"help": "min pixels per frame/image; 0: the model's processor default"})
     max_pixels: int = field(default=0, metadata={"help": "max pixels per frame/image; 0: the processor default (tiny) or 128*28*28 (real checkpoints)"})
-    freeze_vision: bool = field(default=None, metadata={"help": "freeze the vision encoder (the patch merger still trains); default: frozen for RL (DeepVideo-R1 freezes it; README, 'Freezing the vision tower in RL'), trained for SFT"})
+    freeze_vision: bool = field(default=None, metadata={"help": "freeze the vision encoder (the patch merger still trains); default: frozen for RL (DeepVideo-R1 freezes it; docs/EXPERIMENTS.md, 'Freezing the vision tower in RL'), trained for SFT"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in the backward pass to save memory"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (peft); 0: train the full weights. With LoRA only the adapters train (vision tower and merger frozen) and the reference model is the base with adapters off"})
     lora_alpha: float = field(default=32.0, metadata={"help": "LoRA scale numerator: the adapter's update is multiplied by alpha / r"})
     lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA branch's input"})
     lora_targets: str = field(default="", metadata={"help": "regular expression over full module names to adapt; empty: q/k/v/o/gate/up/down projections of the language model only (model.LLM_LORA_TARGETS), never the vision tower"})
     lora_merge: bool = field(default=True, metadata={"help": "LoRA: final/ holds the merged full model; --no-lora_merge: only the adapter (+ processor), which eval.py and model.load also read"})
-    dtype: str = field(default="auto", metadata={"help": "compute dtype of the matmuls, through accelerate's mixed precision (autocast); weights and AdamW state stay fp32 whatever it is (README, 'Precision'). auto: bf16 on a GPU that has it, fp32 otherwise; fp16 adds accelerate's gradient scaler", "choices": ["auto", "bf16", "fp16", "fp32"]})
+    dtype: str = field(default="auto", metadata={"help": "compute dtype of the matmuls, through accelerate's mixed precision (autocast); weights and AdamW state stay fp32 whatever it is (README, 'Precision, the schedule and checkpoints'). auto: bf16 on a GPU that has it, fp32 otherwise; fp16 adds accelerate's gradient scaler", "choices": ["auto", "bf16", "fp16", "fp32"]})
     logprob_chunk: int = field(default=256, metadata={"help": "tokens per chunk of the LM-head log-softmax"})
     save_steps: int = field(default=0, metadata={"help": "write a checkpoint every K steps (and at the end); 0: only at the end"})
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in output_dir"})
@@ -120,7 +120,7 @@ class Args:
     synth_test: int = field(default=200, metadata={"help": "held-out samples of the synthetic benchmark when it is generated"})
     synth_families: str = field(default=",".join(MAIN_JOB_FAMILIES), metadata={"help": f"question families of the synthetic benchmark when it is generated (comma-separated, from {', '.join(ALL_FAMILIES)})"})
     synth_size: float = field(default=MAIN_JOB_OBJECT_SIZE, metadata={"help": "object size of the synthetic benchmark (fraction of the frame's side) when it is generated"})
-    synth_size_percents: str = field(default=MAIN_JOB_SIZE_PERCENTS, metadata={"help": "widths (percent of the frame) a `size` question's square may have when the benchmark is generated; \"\": any whole number from 20 to 80 (README, \"Other attempts at `size`\")"})
+    synth_size_percents: str = field(default=MAIN_JOB_SIZE_PERCENTS, metadata={"help": "widths (percent of the frame) a `size` question's square may have when the benchmark is generated; \"\": any whole number from 20 to 80 (docs/EXPERIMENTS.md, \"Other attempts at `size`\")"})
 
     @property
     def tiny(self):
@@ -149,9 +149,9 @@ class Args:
         self.num_frames = self.num_frames or (data.TINY_NUM_FRAMES if tiny else data.PAPER_NUM_FRAMES)
         self.max_pixels = self.max_pixels or (0 if tiny else data.PAPER_MAX_PIXELS)
         # The tiny model's RL budget on a CPU: 8 prompts x G = 4 a step rather than 1 x 8. Measured from the
-        # main job's SFT start (README, "The tiny model"): with 1 or 4 prompts a step the update mostly moves
+        # main job's SFT start (docs/EXPERIMENTS.md, "What made the SFT start see"): with 1 or 4 prompts a step the update mostly moves
         # the answer priors and held-out accuracy falls; 8 prompts of 4 completions cost the same as 4 of 8.
-        # 60 steps with the vision encoder frozen beat 30 (README, "Freezing the vision tower in RL").
+        # 60 steps with the vision encoder frozen beat 30 (docs/EXPERIMENTS.md, "Freezing the vision tower in RL").
         self.max_steps = self.max_steps or (60 if tiny else 50)
         self.batch_size = self.batch_size or (8 if tiny else 1)
         self.num_generations = self.num_generations or (4 if tiny else 8)
@@ -1096,10 +1096,10 @@ def main_job(args):
     stages["eval_sft_s"] = round(time.time() - t0, 1)
     t0 = time.time()
     # RL on every family unless --problem_types says otherwise (e.g. 'multiple choice'). Measured on the
-    # three-width benchmark (README, the main job's table): RL on multiple choice alone let the `size`
+    # three-width benchmark (docs/EXPERIMENTS.md, "The main job over nine seeds"): RL on multiple choice alone let the `size`
     # answers drift (MRA down on 3 of 4 seeds); RL on every family raised `size` too. On the earlier
     # benchmark of any width, where `size` answers were blind guesses, multiple choice alone was better
-    # (README, "Why the main job trained RL on multiple choice only").
+    # (docs/EXPERIMENTS.md, "Why the main job trained RL on multiple choice only").
     rl_args = Args(**{**asdict(args), "model": sft_final, "data": os.path.join(SYNTH_DIR, "train.json")})
     train(rl_args)
     stages["rl_s"] = round(time.time() - t0, 1)
