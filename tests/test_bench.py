@@ -71,7 +71,7 @@ def test_plan_parameter_counts_match_the_architecture(name):
 def test_gpu_check_scaled_down_runs_every_algorithm():
     """`bench.py gpu --scaled_down`: the GPU check's own script at the tiny model's sizes on the CPU. Every
     algorithm runs train.py's rollout and update functions and moves its trainable weights."""
-    text = bench("gpu", "--scaled_down", "--steps", "2")
+    text = bench("gpu", "--scaled_down", "--steps", "1")
     rows = {line.split(" | ")[0][2:]: line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| algorithm")}
     assert set(rows) - {"---|---|---|---|---|---|---|---|"} == {"sft", "grpo", "t_grpo", "reg_grpo", "grpo+lora"}, text
     for name in ("sft", "grpo", "t_grpo", "reg_grpo"):

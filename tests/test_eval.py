@@ -219,8 +219,9 @@ def test_groups_on_the_tiny_model(tiny_dir, synth_dir, tmp_path):
 
 
 def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
-    """A run's final/ is evaluated with the frames and pixel budget train.py used (its args.json), said at the start;
-    a flag still wins, and a folder without args.json gets the tiny model's defaults."""
+    """A run's final/ is evaluated with the frames and pixel budget train.py used (its args.json), said at the start
+    and saved with the results; a flag still wins, and a folder without args.json gets the tiny model's defaults."""
+    import argparse
     import shutil
 
     run_dir = tmp_path / "run"
@@ -229,15 +230,18 @@ def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
     trained = json.load(open(os.path.join(warm[0], "args.json")))
     json.dump({**trained, "num_frames": 2, "max_pixels": 56 * 56}, open(run_dir / "args.json", "w"))  # the run folder's copy
     records = json.load(open(warm[1]))
-    small = tmp_path / "two.json"
-    json.dump([r for r in records if r["data_type"] == "video"][:2], open(small, "w"))
-    evaluate = lambda out, *extra: _cli("run", "--model", str(run_dir / "final"), "--data", str(small), "--out", str(tmp_path / out), "--max_new_tokens", "4", *extra)
-    out = evaluate("a")
+    small = tmp_path / "one.json"
+    json.dump([r for r in records if r["data_type"] == "video"][:1], open(small, "w"))
+    out = _cli("run", "--model", str(run_dir / "final"), "--data", str(small), "--out", str(tmp_path / "a"), "--max_new_tokens", "2")
     assert f"2 frames per video, 3136..3136 pixels per frame ({run_dir / 'args.json'})" in out, out
-    assert json.load(open(tmp_path / "a" / "two.json"))["settings"] == {"num_frames": 2, "min_pixels": 3136, "max_pixels": 3136}
-    out = evaluate("b", "--num_frames", "4")
-    assert "4 frames per video" in out and "--num_frames from the command line" in out
+    assert json.load(open(tmp_path / "a" / "one.json"))["settings"] == {"num_frames": 2, "min_pixels": 3136, "max_pixels": 3136}
+    flags = lambda **kw: argparse.Namespace(**{"model": str(run_dir / "final"), "num_frames": None, "min_pixels": None, "max_pixels": None, **kw})
+    frames, lo, hi, source = evaluation.view_settings(flags(num_frames=4))
+    assert (frames, lo, hi) == (4, None, 3136) and source.endswith("; --num_frames from the command line")
     os.remove(run_dir / "args.json")
-    out = evaluate("c")
-    assert "4 frames per video" in out and "(the tiny model's defaults)" in out, out
+    assert evaluation.view_settings(flags()) == (4, None, None, "the tiny model's defaults")
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "config.json").write_text(json.dumps({"text_config": {"hidden_size": 2048}}))
+    assert evaluation.view_settings(flags(model=str(big)))[:3] == (16, None, 128 * 28 * 28)  # the papers' for a real checkpoint
     assert os.path.isfile(os.path.join(warm[0], "final", "args.json"))  # train.py writes it into final/ too

@@ -121,12 +121,14 @@ def test_temporal_bonus_wiring(setup, monkeypatch):
 
     monkeypatch.setattr(train, "sample_group", fake_sample)
     for shuffled_texts, bonus_expected in (([right, wrong], True), ([right, right], False)):
-        # p = 0.5; p~ = 0.5 -> 0.5 >= 0.4 bonus; p~ = 1.0 -> 0.5 < 0.8 no bonus
+        # mu = 1: p = 0.5; p~ = 0.5 -> bonus; p~ = 1.0 -> no bonus
         group = train.score_group(train.Group(video, None, None, torch.ones(4, 2, dtype=torch.bool), [right, right, wrong, wrong]), args)
         base = group.rewards.clone()
-        p, p_shuffled, bonus = train.add_temporal_bonus(group, policy, processor, visual, args, torch.Generator().manual_seed(0))
+        p, p_shuffled, bonus, changed = train.add_temporal_bonus(group, policy, processor, visual, args, torch.Generator().manual_seed(0))
         assert not torch.equal(seen["frames"], visual.frames) and seen["frames"].shape == visual.frames.shape
         assert (p, bonus) == (0.5, bonus_expected)
+        assert not changed  # rewards 2 (right) and 1 (wrong): the bonus leaves the normalised advantages as they were
+        assert group.temporal["order"] != [0, 1, 2, 3] and group.temporal["acc_shuffled"] == p_shuffled
         assert torch.allclose(group.rewards - base, torch.tensor([0.3, 0.3, 0.0, 0.0]) if bonus_expected else torch.zeros(4))
 
 
