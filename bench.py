@@ -6,6 +6,8 @@ nothing (like nanoGPT's bench.py).
     python bench.py --quick      # the same at toy sizes (the smoke test's run, under a minute)
     python bench.py memory       # memory plan for Qwen2.5-VL-3B / 7B on GPUs, from their published configs
     python bench.py gpu          # on a GPU machine: every algorithm on a random Qwen2.5-VL-3B, times, memory vs the plan
+    python bench.py groups --model runs/sft-cold-start-225x8-seed0/final --data data/synth/train.json --limit 96
+                                 # G rollouts per record as RL draws them: how many groups would carry a learning signal
 
 The comparisons, each measured in the same run on the same machine:
   1. log-prob pass peak memory: model.py's chunked pass (what train.py trains with) vs the naive
@@ -17,7 +19,8 @@ The comparisons, each measured in the same run on the same machine:
 Every measurement runs in a fresh subprocess (`python bench.py worker NAME JSON`), so that one variant's
 freed memory and warm caches never flatter the next. Generated files go under data/ and runs/bench/.
 
-Sections: 1. settings  2. measuring memory and time  3. workers  4. the table  5. the memory plan  6. the GPU check  7. CLI
+Sections: 1. settings  2. measuring memory and time  3. workers  4. the table  5. the memory plan  6. the GPU check
+7. learning signal (groups)  8. CLI
 """
 
 import json
@@ -916,7 +919,100 @@ def gpu_check(argv):
 
 
 # -----------------------------------------------------------------------------
-# 7. Command line
+# 7. Learning signal before training: `python bench.py groups` (how many groups would carry a gradient)
+
+
+def group_stats(groups):
+    """groups: (key, rewards, accuracies) per prompt, one value per completion. Per key and over all:
+    the fraction of groups whose rewards are all equal (zero advantage: GRPO learns nothing from them),
+    all correct, all wrong (accuracy above / at most train.CORRECT, as the length bonus counts it), and
+    the mean accuracy."""
+    from train import CORRECT
+
+    table = {}
+    for key, rewards_, accuracies in groups:
+        for name in (key, "all"):
+            t = table.setdefault(name, {"groups": 0, "zero_std": 0, "all_correct": 0, "all_wrong": 0, "accuracy": 0.0})
+            t["groups"] += 1
+            t["zero_std"] += int(max(rewards_) == min(rewards_))
+            t["all_correct"] += int(min(accuracies) > CORRECT)
+            t["all_wrong"] += int(max(accuracies) <= CORRECT)
+            t["accuracy"] += sum(accuracies) / len(accuracies)
+    return {k: {"groups": t["groups"], **{f"{name}_frac": round(t[name] / t["groups"], 4) for name in ("zero_std", "all_correct", "all_wrong")},
+                "accuracy": round(t["accuracy"] / t["groups"], 4)} for k, t in table.items()}
+
+
+def groups(args):
+    """G rollouts of a model on each record, drawn and rewarded exactly as train.py's RL step does, to see
+    before training how many groups would carry a learning signal, per question family (or problem type)."""
+    import torch
+    from tqdm import tqdm
+
+    import data
+    import model as model_lib
+    import train
+
+    model, processor = model_lib.load(args.model, dtype=args.dtype)
+    size = processor.video_processor.size
+    records, bad = data.load_records(args.data)
+    for e in bad:
+        print(f"bad record, skipped: {e}", file=sys.stderr)
+    records = records[: args.limit] if args.limit else records
+    settings = train.Args(num_generations=args.num_generations, temperature=args.temperature, top_p=args.top_p,
+                          max_completion_length=args.max_new_tokens, regression_reward=args.regression_reward,
+                          regression_tolerance=args.regression_tolerance)
+    torch.manual_seed(args.seed)
+    rows, unreadable = [], 0
+    for start in tqdm(range(0, len(records), args.batch_size), desc="groups"):
+        items = []
+        for record in records[start : start + args.batch_size]:
+            try:
+                items.append((record, data.load_visual(record, args.num_frames, size["shortest_edge"], size["longest_edge"]), None))
+            except data.SampleError as e:
+                print(f"unreadable, skipped: {e}", file=sys.stderr)
+                unreadable += 1
+        for group in train.sample_groups(model, processor, items, args.num_generations, settings) if items else []:
+            train.score_group(group, settings)
+            key = group.record.get("question_family") or group.record["problem_type"]
+            rows.append((key, group.rewards.tolist(), group.accuracy))
+    stats = group_stats(rows)
+    stats["all"] = {**stats.get("all", {"groups": 0}), "unreadable": len(bad) + unreadable}
+    print(f"| {args.model}, G = {args.num_generations}, T = {args.temperature}, top-p {args.top_p} | groups | zero std | all correct | all wrong | accuracy |")
+    print("|---|---|---|---|---|---|")
+    for key, t in stats.items():
+        if t["groups"]:
+            print(f"| {key} | {t['groups']} | {t['zero_std_frac']:.3f} | {t['all_correct_frac']:.3f} | {t['all_wrong_frac']:.3f} | {t['accuracy']:.3f} |")
+    print(json.dumps(stats))
+
+
+def groups_cli(argv):
+    import argparse
+    import dataclasses
+
+    import train
+
+    g = argparse.ArgumentParser(prog="bench.py groups", description="G rollouts per record as in RL: how many groups have a learning signal "
+                                "(non-zero advantage), per question family", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g.add_argument("--model", required=True, help="hub id or folder (a run's final/ works)")
+    g.add_argument("--data", required=True, help="Video-R1-format JSON/JSONL file, e.g. the training file")
+    g.add_argument("--limit", type=int, default=0, help="first N records only; 0: all")
+    g.add_argument("--num_generations", type=int, default=4, help="G, completions per record (train.py's tiny-model default)")
+    rollout = {f.name: f for f in dataclasses.fields(train.Args)}  # the RL step's own defaults, not copies
+    g.add_argument("--temperature", type=float, default=rollout["temperature"].default, help="sampling temperature (train.py's default)")
+    g.add_argument("--top_p", type=float, default=rollout["top_p"].default, help="nucleus (train.py's default)")
+    g.add_argument("--regression_reward", choices=rollout["regression_reward"].metadata["choices"], default=rollout["regression_reward"].default,
+                   help="as train.py's flag")
+    g.add_argument("--regression_tolerance", type=float, default=rollout["regression_tolerance"].default, help="as train.py's flag")
+    g.add_argument("--batch_size", type=int, default=8, help="records per generate call")
+    g.add_argument("--num_frames", type=int, default=4, help="frames per video (the tiny model's default; 16 for real checkpoints)")
+    g.add_argument("--max_new_tokens", type=int, default=64, help="tokens per completion (the tiny model's default)")
+    g.add_argument("--seed", type=int, default=0, help="torch seed of the sampling")
+    g.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)")
+    groups(g.parse_args(argv))
+
+
+# -----------------------------------------------------------------------------
+# 8. Command line
 
 
 def main(argv=None):
@@ -927,6 +1023,8 @@ def main(argv=None):
         memory_plan()
     elif argv[:1] == ["gpu"]:
         gpu_check(argv[1:])
+    elif argv[:1] == ["groups"]:
+        groups_cli(argv[1:])
     elif not argv or argv == ["--quick"]:
         run_all(QUICK if argv else FULL, quick=bool(argv))
     else:

@@ -3,6 +3,7 @@ says it was skipped, and how to install it, when not), and `memory` prints the m
 --quick mean nothing (toy sizes, one process); the parameter counts of the plan are checked exactly."""
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -113,3 +114,29 @@ def test_gpu_check_model_and_plan_agree_with_the_published_3b():
     plan = B.plan("3B", "full", True, gpus=1, frozen_vision=True, max_pixels=128 * 28 * 28)
     assert (plan["weights"], plan["grads"], plan["optimizer"], plan["casts"]) == (4 * total, 4 * trainable, 8 * trainable, 2 * trainable)
     assert plan["reference"] == 2 * total and plan["gathered"] == 0 and plan["vision_act"] == 0
+
+
+def test_group_stats_by_hand():
+    sys.path.insert(0, ROOT)
+    import bench as B
+
+    rows = [
+        ("color", [2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]),  # all right: zero std
+        ("color", [1.0, 2.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]),  # one right: a signal
+        ("size", [1.5, 1.5, 1.5, 1.5], [0.5, 0.5, 0.5, 0.5]),  # equal partial credit: zero std, and 0.5 is not correct
+        ("size", [0.0, 1.9, 1.8, 1.0], [0.0, 0.9, 0.8, 0.0]),  # graded, format broken in the first
+    ]
+    stats = B.group_stats(rows)
+    assert stats["color"] == {"groups": 2, "zero_std_frac": 0.5, "all_correct_frac": 0.5, "all_wrong_frac": 0.0, "accuracy": 0.625}
+    assert stats["size"] == {"groups": 2, "zero_std_frac": 0.5, "all_correct_frac": 0.0, "all_wrong_frac": 0.5, "accuracy": 0.4625}
+    assert stats["all"] == {"groups": 4, "zero_std_frac": 0.5, "all_correct_frac": 0.25, "all_wrong_frac": 0.25, "accuracy": 0.5437}
+
+
+def test_groups_on_the_tiny_model(tiny_dir, synth_dir, tmp_path):
+    from test_eval import _five_records_and_a_missing_video
+
+    data_path = _five_records_and_a_missing_video(synth_dir, "train", tmp_path)
+    out = bench("groups", "--model", str(tiny_dir), "--data", str(data_path), "--max_new_tokens", "8", "--batch_size", "3")
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert stats["all"]["groups"] == 5 and stats["all"]["unreadable"] == 1  # the missing video is counted, not scored
+    assert sum(t["groups"] for k, t in stats.items() if k != "all") == 5

@@ -197,27 +197,6 @@ def test_family_table_means_over_seeds(tmp_path):
     assert table[3] == "| size (32) | 0.400 | 0.400 | 0.400 |"
 
 
-def test_group_stats_by_hand():
-    rows = [
-        ("color", [2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]),  # all right: zero std
-        ("color", [1.0, 2.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]),  # one right: a signal
-        ("size", [1.5, 1.5, 1.5, 1.5], [0.5, 0.5, 0.5, 0.5]),  # equal partial credit: zero std, and 0.5 is not correct
-        ("size", [0.0, 1.9, 1.8, 1.0], [0.0, 0.9, 0.8, 0.0]),  # graded, format broken in the first
-    ]
-    stats = evaluation.group_stats(rows)
-    assert stats["color"] == {"groups": 2, "zero_std_frac": 0.5, "all_correct_frac": 0.5, "all_wrong_frac": 0.0, "accuracy": 0.625}
-    assert stats["size"] == {"groups": 2, "zero_std_frac": 0.5, "all_correct_frac": 0.0, "all_wrong_frac": 0.5, "accuracy": 0.4625}
-    assert stats["all"] == {"groups": 4, "zero_std_frac": 0.5, "all_correct_frac": 0.25, "all_wrong_frac": 0.25, "accuracy": 0.5437}
-
-
-def test_groups_on_the_tiny_model(tiny_dir, synth_dir, tmp_path):
-    data_path = _five_records_and_a_missing_video(synth_dir, "train", tmp_path)
-    out = _cli("groups", "--model", str(tiny_dir), "--data", str(data_path), "--max_new_tokens", "8", "--batch_size", "3")
-    stats = json.loads(out.strip().splitlines()[-1])
-    assert stats["all"]["groups"] == 5 and stats["all"]["unreadable"] == 1  # the missing video is counted, not scored
-    assert sum(t["groups"] for k, t in stats.items() if k != "all") == 5
-
-
 def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
     """A run's final/ is evaluated with the frames and pixel budget train.py used (its args.json), said at the start
     and saved with the results; a flag still wins, and a folder without args.json gets the tiny model's defaults."""
@@ -245,3 +224,16 @@ def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
     (big / "config.json").write_text(json.dumps({"text_config": {"hidden_size": 2048}}))
     assert evaluation.view_settings(flags(model=str(big)))[:3] == (16, None, 128 * 28 * 28)  # the papers' for a real checkpoint
     assert os.path.isfile(os.path.join(warm[0], "final", "args.json"))  # train.py writes it into final/ too
+
+
+def test_imports_run_one_way():
+    """No import circle among the project's files: each imports only files earlier in this order."""
+    import ast
+
+    order = ["rewards", "data", "model", "eval", "train", "bench"]
+    for i, name in enumerate(order):
+        tree = ast.parse(open(os.path.join(ROOT, f"{name}.py")).read())
+        imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        later = imported & set(order[i:])
+        assert not later, f"{name}.py imports {sorted(later)}"
