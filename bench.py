@@ -1027,6 +1027,8 @@ def main(argv=None):
         groups_cli(argv[1:])
     elif not argv or argv == ["--quick"]:
         run_all(QUICK if argv else FULL, quick=bool(argv))
+    elif argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip())
     else:
         raise SystemExit(__doc__.split("\n\n")[1])
 
