@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -819,7 +820,10 @@ def train(args):
               + (", fp16 gradient scaler" if accelerator.scaler is not None else ""))
     budget = processor.video_processor.size
     min_pixels, max_pixels = budget["shortest_edge"], budget["longest_edge"]
-    records, bad = data.load_records(data_path, strict=args.strict_data)
+    try:
+        records, bad = data.load_records(data_path, strict=args.strict_data)
+    except (OSError, UnicodeDecodeError, ValueError) as e:  # unreadable, not JSON, a JSON object of another shape
+        usage_error(f"--data {data_path}: {e}")
     kept = records
     filtered = args.problem_types not in ("", "all")
     if filtered:
@@ -1151,6 +1155,26 @@ def launcher_cpu_threads(env, cuda_available, cores):
     return cores
 
 
+def usage_error(message):
+    """A bad command-line input: one line saying what, which file and what to do; exit status 2 (as argparse)."""
+    print(f"train.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def check_inputs(args):
+    """--model and --data, checked before anything loads, so that a typo reads as one line, not a traceback."""
+    model = args.model
+    if model and not os.path.isdir(model):
+        if os.path.exists(model) or model.startswith(("/", ".", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", model):
+            usage_error(f"--model {model}: no such folder, and not a hub id of the form org/name; give a checkpoint folder "
+                        "(with config.json, or a LoRA adapter's adapter_config.json) or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct")
+    elif model and not any(os.path.isfile(os.path.join(model, f)) for f in ("config.json", "adapter_config.json")):
+        usage_error(f"--model {model}: the folder has no config.json (nor adapter_config.json), so it is no Hugging Face checkpoint; "
+                    "a run's model is in its final/ folder")
+    if args.data and not os.path.isfile(args.data):
+        usage_error(f"--data {args.data}: no such file; give a Video-R1 JSON or JSONL file (`python data.py check FILE` validates one)")
+
+
 def main(argv=None):
     import psutil  # accelerate's own dependency
 
@@ -1160,6 +1184,7 @@ def main(argv=None):
         print(f"accelerate launch without --cpu set OMP_NUM_THREADS=1 on this machine without a GPU; using {threads} threads, "
               "as `accelerate launch --cpu` would (--cpu --num_cpu_threads_per_process N chooses)", file=sys.stderr)
     args = parse_args(argv)
+    check_inputs(args)
     if args.algo != "sft" and not args.model and not args.data:
         main_job(args)
     else:

@@ -346,3 +346,22 @@ def test_report_to_tensorboard_writes_events_that_read_back(tiny_dir, synth_dir,
     assert {"loss/total", "lr", "grad_norm"} <= set(acc.Tags()["scalars"])
     logged = [(e.step, e.value) for e in acc.Scalars("loss/total")]
     assert logged == [(row["step"], pytest.approx(row["loss/total"], rel=1e-6)) for row in metrics(out)]
+
+
+def test_bad_model_and_data_read_as_one_line(tiny_dir, tmp_path):
+    """A wrong --model path, a folder that is no checkpoint, a missing --data file and a file that is not JSON: one line
+    each on stderr (what, which file, what to do) and exit status 2, never a traceback."""
+    bad_json = tmp_path / "broken.json"
+    bad_json.write_text('[{"problem": "x",')
+    cases = [
+        (["--model", "/wrong/local/path"], "--model /wrong/local/path: no such folder, and not a hub id"),
+        (["--model", str(tmp_path)], f"--model {tmp_path}: the folder has no config.json"),
+        (["--model", str(tiny_dir), "--data", str(tmp_path / "missing.json")], "missing.json: no such file"),
+        (["--model", str(tiny_dir), "--data", str(bad_json)], f"--data {bad_json}: {bad_json}:1: neither a JSON list nor JSON lines"),
+    ]
+    for flags, message in cases:
+        out = subprocess.run([sys.executable, "train.py", "--algo", "grpo", "--output_dir", str(tmp_path / "run"), *flags],
+                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+        assert lines[-1].startswith("train.py: error: ") and message in lines[-1], lines[-1]
