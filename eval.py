@@ -114,6 +114,8 @@ def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, m
     import torch
     from tqdm import tqdm
 
+    import model as model_lib
+
     done = dict(done or {})
     donors = donors or {}
     todo = [r for r in records if _key(r) not in done]
@@ -137,7 +139,7 @@ def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, m
             visuals.append(visual)
         if batch:
             inputs = data.processor_inputs(processor, [data.prompt_text(processor, r) for r in batch], visuals).to(model.device)
-            with torch.no_grad():
+            with torch.no_grad(), model_lib.own_generation_config(model):  # decoding as the flags say, not as generation_config.json
                 out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=sample,
                                      **({"temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {"temperature": None, "top_p": None, "top_k": None}))
             texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
@@ -205,7 +207,9 @@ def run(args):
     model, processor = model_lib.load(args.model, dtype=args.dtype, max_pixels=max_pixels, min_pixels=min_pixels)
     size = processor.video_processor.size
     settings = {"num_frames": num_frames, "min_pixels": size["shortest_edge"], "max_pixels": size["longest_edge"]}
-    print(f"{num_frames} frames per video, {size['shortest_edge']}..{size['longest_edge']} pixels per frame ({source})")
+    print(f"{num_frames} frames per video, {size['shortest_edge']}..{size['longest_edge']} pixels per frame ({source}); "
+          + (f"sampling at temperature 1, top-p 0.95" if args.sample else "greedy decoding")
+          + f", up to {args.max_new_tokens} new tokens (the checkpoint's generation_config.json is not applied)")
     os.makedirs(args.out, exist_ok=True)
     all_metrics = {}
     for path in args.data:

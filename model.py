@@ -662,6 +662,23 @@ class NucleusSampler(NucleusFilter):
         return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
 
 
+@contextmanager
+def own_generation_config(model):
+    """For the length of the block, model.generation_config holds only the checkpoint's token ids (end of turn,
+    padding, start); everything else is generate()'s neutral default. generate() fills every setting a call
+    leaves unset from model.generation_config and runs the processors it implies *before* any custom one
+    (transformers 5.23, `_prepare_generation_config`, then `_get_logits_processor`): Qwen instruct checkpoints
+    ship e.g. repetition_penalty 1.05, which would make RL's rollouts come from another distribution than the
+    log-probs it trains with, and change evaluation's greedy answers. Yields the checkpoint's own config."""
+    shipped = model.generation_config
+    ids = {k: getattr(shipped, k, None) for k in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")}
+    model.generation_config = GenerationConfig(**{k: v for k, v in ids.items() if v is not None})
+    try:
+        yield shipped
+    finally:
+        model.generation_config = shipped
+
+
 def encode_visuals(model, prompt, copies):
     """The image or video of one prompt (processor output) through the vision tower once, its features
     listed `copies` times, with the grid rows to match: {"video"/"image": (features, grid, seconds)}.

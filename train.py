@@ -344,9 +344,10 @@ def sample_groups(model, processor, items, n, args):
     model.eval()
     sampler = model_lib.NucleusSampler(args.temperature, args.top_p)  # temperature + top-p, drawn without the full-vocabulary multinomial
     inputs = model_lib.stacked_prompts(model, prompts, [n] * len(prompts))
-    out = model.generate(**inputs, do_sample=False, logits_processor=[sampler], suppress_tokens=model_lib.vision_placeholder_ids(model.config),
-                         max_new_tokens=args.max_completion_length, use_cache=True,
-                         synced_gpus=False)  # weights are whole here (model.gathered_for_generation): no lockstep with other processes
+    with model_lib.own_generation_config(model):  # no penalty or top-k of the checkpoint's: the rollouts are the policy's own samples
+        out = model.generate(**inputs, do_sample=False, logits_processor=[sampler], suppress_tokens=model_lib.vision_placeholder_ids(model.config),
+                             max_new_tokens=args.max_completion_length, use_cache=True,
+                             synced_gpus=False)  # weights are whole here (model.gathered_for_generation): no lockstep with other processes
     model.train(was_training)
     ids = out[:, inputs["input_ids"].shape[1]:]  # [len(items) * n, T]
     eos = model.generation_config.eos_token_id

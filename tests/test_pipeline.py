@@ -220,3 +220,31 @@ def test_rollouts_never_sample_vision_placeholders(setup):
     finally:
         hook.remove()
     assert not torch.isin(group.completion_ids, torch.tensor(placeholders)).any()
+
+
+def test_rollouts_sample_the_policy_whatever_the_checkpoint_ships(setup, monkeypatch):
+    """A checkpoint whose generation_config.json sets repetition_penalty 2.0 and top_k 3 (Qwen's instruct models
+    ship 1.05): the scores the sampler sees are the model's own logits, and the rollout's tokens are those of a
+    checkpoint without those settings. Before, generate ran the penalty ahead of the sampler: the rollouts came
+    from another distribution than the log-probs trained on."""
+    policy, processor, _, video, _, budget = setup
+    visual = data.load_visual(video, 4, *budget)
+    args = train.parse_args(["--num_generations", "2", "--max_completion_length", "4"])
+    seen = []
+    sampler_call = M.NucleusSampler.__call__
+    monkeypatch.setattr(M.NucleusSampler, "__call__", lambda self, ids, scores: seen.append(scores.clone()) or sampler_call(self, ids, scores))
+    tokens = {}
+    for shipped in ({}, {"repetition_penalty": 2.0, "top_k": 3}):
+        for key, value in shipped.items():
+            setattr(policy.generation_config, key, value)
+        seen.clear()
+        torch.manual_seed(0)
+        tokens[bool(shipped)] = train.sample_groups(policy, processor, [(video, visual, None)], 2, args)[0].completion_ids
+        assert policy.generation_config.repetition_penalty == shipped.get("repetition_penalty")  # the checkpoint's config is back
+    policy.generation_config.repetition_penalty, policy.generation_config.top_k = None, None  # as shipped by model.build_tiny
+    inputs = M.stacked_prompts(policy, [data.processor_inputs(processor, [data.prompt_text(processor, video)], [visual])], [2])
+    with torch.no_grad():
+        logits = policy(**inputs).logits[:, -1]  # [2, V]: the first token's distribution
+    logits[:, M.vision_placeholder_ids(policy.config)] = float("-inf")  # what sample_groups suppresses itself
+    assert torch.allclose(seen[0], logits, atol=1e-5)
+    assert torch.equal(tokens[True], tokens[False])
