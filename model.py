@@ -393,6 +393,16 @@ def configure_training(model, *, gradient_checkpointing=False, freeze_vision=Fal
             enable({"use_reentrant": False})
         else:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if freeze_vision:
+            # Enabling it also hooks every sub-model's input embedding to make its output require grad
+            # (PreTrainedModel.enable_input_require_grads, for reentrant checkpointing and adapters), the vision
+            # tower's patch embedding included: the frozen blocks were then recomputed and backpropagated
+            # although only the merger trains. Non-reentrant checkpointing needs no such hook.
+            embedding = vision_module(model).get_input_embeddings()
+            hooks = getattr(model, "_require_grads_hooks", [])
+            for hook in [h for h in hooks if h.id in embedding._forward_hooks]:
+                hook.remove()
+                hooks.remove(hook)
     return model
 
 

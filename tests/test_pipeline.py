@@ -248,3 +248,21 @@ def test_rollouts_sample_the_policy_whatever_the_checkpoint_ships(setup, monkeyp
     logits[:, M.vision_placeholder_ids(policy.config)] = float("-inf")  # what sample_groups suppresses itself
     assert torch.allclose(seen[0], logits, atol=1e-5)
     assert torch.equal(tokens[True], tokens[False])
+
+
+def test_frozen_vision_tower_is_not_backpropagated_under_checkpointing(tiny_dir, setup):
+    """--gradient_checkpointing with the vision encoder frozen: its blocks run forward once (no recomputation in the
+    backward, so no backward through them), while the merger still gets gradients."""
+    _, processor, _, video, _, budget = setup
+    model, _ = M.load(tiny_dir, gradient_checkpointing=True, freeze_vision=True)
+    model.train()
+    visual, prompt = _inputs(processor, video, budget, num_frames=4)
+    calls = []
+    for block in model.model.visual.blocks:  # a module inside each block: checkpointing's recomputation calls it again
+        block.norm1.register_forward_hook(lambda module, args, out: calls.append(module))
+    logp = M.group_logprobs(model, prompt, torch.tensor([[11, 22, 33]]))
+    forward = len(calls)
+    logp.sum().backward()
+    assert forward == len(model.model.visual.blocks) and len(calls) == forward  # nothing recomputed in the backward
+    assert all(p.grad is None for n, p in model.model.visual.named_parameters() if not n.startswith("merger."))
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.model.visual.merger.parameters())
