@@ -537,10 +537,14 @@ def _fsdp2_unsharded(accelerator, policy):
     if accelerator.state.fsdp_plugin.fsdp_version != 2:
         raise ValueError("FSDP1 is not supported for generation here: use fsdp_version: 2 (configs/fsdp.yaml)")
     sharded = [m for m in policy.modules() if isinstance(m, FSDPModule)]
-    reshard = accelerator.state.fsdp_plugin.reshard_after_forward
     # FSDP2 calls the first module to run forward its root; generate enters at a decoder layer, so the
     # root (the LogProbs wrapper) is initialised as such first (a private call: FSDP2 has no public one).
     policy._get_fsdp_state()._lazy_init()
+    # Each module's own resharding setting, put back afterwards: the root keeps its parameters after forward
+    # (FSDP2 sets it so at initialisation), the layers reshard; one value for all would change the root's.
+    # FSDP2 has no getter, so its private fields are saved and restored as they were.
+    saved = {m: (m._get_fsdp_state()._auto_reshard_after_forward, [g.post_forward_mesh_info for g in m._get_fsdp_state()._fsdp_param_groups])
+             for m in sharded}
     for module in sharded:
         module.set_reshard_after_forward(False, recurse=False)  # stay whole across generate's many forwards
         module.unshard()
@@ -549,7 +553,10 @@ def _fsdp2_unsharded(accelerator, policy):
     finally:
         for module in sharded:
             module.reshard()
-            module.set_reshard_after_forward(reshard, recurse=False)
+            state = module._get_fsdp_state()
+            state._auto_reshard_after_forward, infos = saved[module]
+            for group, info in zip(state._fsdp_param_groups, infos):
+                group.post_forward_mesh_info = info
 
 
 @contextmanager

@@ -207,8 +207,14 @@ def _fsdp2_worker(tiny_dir):
     fully_shard(policy, mesh=mesh)
     accelerator = types.SimpleNamespace(distributed_type=DistributedType.FSDP, state=types.SimpleNamespace(
         fsdp_plugin=types.SimpleNamespace(fsdp_version=2, reshard_after_forward=True)))  # what the helper reads
+    policy._get_fsdp_state()._lazy_init()  # as the first training forward would: the root then keeps its parameters
+    resharding = lambda: [[g.post_forward_mesh_info is not None for g in m._get_fsdp_state()._fsdp_param_groups]
+                          for m in policy.modules() if hasattr(m, "_get_fsdp_state")]
+    before = resharding()
+    assert before[0] == [False] and before[1] == [True]  # the root (LogProbs) does not reshard, a decoder layer does
     with torch.no_grad(), M.gathered_for_generation(accelerator, policy):
         outputs = [generate() for _ in range(1 + rank)]  # unequal counts: a collective inside would hang
+    assert resharding() == before  # each module's own setting is back (the root's was once set to the layers')
     assert all(torch.equal(out, expected) for out in outputs)
     assert isinstance(base.model.language_model.layers[0].self_attn.q_proj.weight, DTensor)  # sharded again
     policy([({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, torch.tensor([[5, 6, 7]]))]).sum().backward()
