@@ -481,18 +481,40 @@ def save_lora(peft_model, state_dict, out_dir, merge):
     """Write a LoRA policy to out_dir: the adapter alone (adapter_config.json + adapter_model.safetensors),
     or with merge the full model with W + (alpha / r) * B A folded in, as a plain Qwen2.5-VL checkpoint.
     state_dict: the whole state of peft_model.get_base_model() (as gathered by the engine), so that this
-    works when the live parameters are shards. Merging reloads the base on the CPU and lets peft merge."""
-    from peft import PeftModel, get_peft_model_state_dict
+    works when the live parameters are shards. The merge is computed from that state (merged_lora_state),
+    without loading the base again: under DeepSpeed ZeRO-3, from_pretrained enters zero.Init, a collective,
+    and the main process would wait there for processes that wait for it at the end of training."""
+    from peft import get_peft_model_state_dict
 
     full = {"base_model.model." + k: v for k, v in state_dict.items()}  # the PeftModel's own key names
-    peft_model.save_pretrained(out_dir, state_dict=get_peft_model_state_dict(peft_model, state_dict=full))
-    if merge:
-        base = peft_model.peft_config["default"].base_model_name_or_path
-        dtype = next(iter(state_dict.values())).dtype
-        merged = PeftModel.from_pretrained(load_model(base, dtype=dtype, device="cpu"), out_dir).merge_and_unload()
-        for name in os.listdir(out_dir):  # the adapter files give way to the merged model
-            os.remove(os.path.join(out_dir, name))
-        merged.save_pretrained(out_dir)
+    if not merge:
+        peft_model.save_pretrained(out_dir, state_dict=get_peft_model_state_dict(peft_model, state_dict=full))
+        return
+    config = peft_model.peft_config["default"]
+    if config.use_rslora or config.use_dora or config.rank_pattern or config.alpha_pattern:
+        raise ValueError("merging handles plain LoRA (one rank and alpha, no rsLoRA or DoRA); save with --no-lora_merge")
+    model = peft_model.get_base_model()
+    merged = merged_lora_state(state_dict, config.lora_alpha / config.r)
+    model.save_pretrained(out_dir, state_dict=merged)  # the model's config and format; the weights are `merged`
+
+
+def merged_lora_state(state_dict, scaling, adapter="default"):
+    """A LoRA model's state with every adapted layer folded back into a plain weight: for each module with
+    base_layer.weight W [out, in], lora_A.<adapter>.weight A [r, in] and lora_B.<adapter>.weight B [out, r],
+    module.weight = W + scaling * B @ A (computed in fp32, stored in W's dtype) and module.bias = the base's."""
+    merged = {}
+    for key, value in state_dict.items():
+        if ".lora_A." in key or ".lora_B." in key:
+            continue
+        if ".base_layer." not in key:
+            merged[key] = value
+            continue
+        prefix, name = key.split(".base_layer.")
+        if name == "weight" and f"{prefix}.lora_A.{adapter}.weight" in state_dict:
+            A, B = state_dict[f"{prefix}.lora_A.{adapter}.weight"].float(), state_dict[f"{prefix}.lora_B.{adapter}.weight"].float()
+            value = (value.float() + scaling * (B @ A)).to(value.dtype)  # [out, in]
+        merged[f"{prefix}.{name}"] = value
+    return merged
 
 
 def lora_base(name_or_path):

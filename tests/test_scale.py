@@ -169,6 +169,50 @@ def test_lora_merged_and_adapter_folders_load_to_the_same_model(tiny_dir, tmp_pa
     assert torch.allclose(from_adapter, live, atol=1e-5) and torch.allclose(from_merged, live, atol=1e-5)
 
 
+def test_merged_lora_state_by_hand():
+    """W + (alpha / r) * B @ A per adapted layer; the bias and every other weight as they were."""
+    import model as M
+
+    state = {"q.base_layer.weight": torch.tensor([[1.0, 0.0], [0.0, 1.0]]), "q.base_layer.bias": torch.tensor([0.5, 0.5]),
+             "q.lora_A.default.weight": torch.tensor([[1.0, 2.0]]), "q.lora_B.default.weight": torch.tensor([[1.0], [0.0]]),
+             "norm.weight": torch.tensor([3.0])}
+    merged = M.merged_lora_state(state, scaling=2.0)
+    assert set(merged) == {"q.weight", "q.bias", "norm.weight"}
+    assert torch.equal(merged["q.weight"], torch.tensor([[3.0, 4.0], [0.0, 1.0]]))  # [[1 + 2*1, 0 + 2*2], [0, 1]]
+    assert torch.equal(merged["q.bias"], torch.tensor([0.5, 0.5])) and torch.equal(merged["norm.weight"], torch.tensor([3.0]))
+
+
+def test_merged_lora_save_needs_no_base_reload_under_zero3(tiny_dir, tmp_path, monkeypatch):
+    """Under DeepSpeed ZeRO-3, from_pretrained enters zero.Init, a collective: the main process merging LoRA by
+    reloading the base would wait for processes that wait for it. With the ZeRO-3 check switched on, save_lora
+    must merge without loading anything, and the merged folder must be the live model."""
+    import transformers.integrations
+
+    import model as M
+
+    base, _ = M.load(tiny_dir)
+    peft_model = M.add_lora(base, r=2, alpha=4, base_name_or_path=str(tiny_dir))
+    for n, p in peft_model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5)
+    ids = torch.tensor([[M.IM_START_ID, 9707, 1879, 11, 22]])
+    with torch.no_grad():
+        live = peft_model.get_base_model()(input_ids=ids).logits
+    state = peft_model.get_base_model().state_dict()
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("save_lora loaded a model (under ZeRO-3 that is a collective)")
+
+    monkeypatch.setattr(transformers.integrations, "is_deepspeed_zero3_enabled", lambda: True)
+    monkeypatch.setattr(M, "load_model", no_loading)
+    monkeypatch.setattr(M.Qwen2_5_VLForConditionalGeneration, "from_pretrained", no_loading)
+    M.save_lora(peft_model, state, str(tmp_path / "merged"), merge=True)
+    monkeypatch.undo()
+    with torch.no_grad():
+        merged = M.load_model(str(tmp_path / "merged"))(input_ids=ids).logits
+    assert torch.allclose(merged, live, atol=1e-5)
+
+
 def test_generation_from_an_fsdp2_sharded_policy(tiny_dir):
     """Two gloo processes shard the tiny model with fully_shard as configs/fsdp.yaml does; inside
     model.gathered_for_generation each samples as often as it likes (here 1 and 2 times) and gets the
