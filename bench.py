@@ -6,6 +6,7 @@ nothing (like nanoGPT's bench.py).
     python bench.py --quick      # the same at toy sizes (the smoke test's run, under a minute)
     python bench.py memory       # memory plan for Qwen2.5-VL-3B / 7B on GPUs, from their published configs
     python bench.py gpu          # on a GPU machine: every algorithm on a random Qwen2.5-VL-3B, times, memory vs the plan
+    python bench.py decode       # seconds to load 16 frames from a 90-frame and a 1,800-frame video
     python bench.py groups --model runs/sft-cold-start-225x8-seed0/final --data data/synth/train.json --limit 96
                                  # G rollouts per record as RL draws them: how many groups would carry a learning signal
 
@@ -1011,6 +1012,43 @@ def groups_cli(argv):
     groups(g.parse_args(argv))
 
 
+def decode_bench(reps=5):
+    """`python bench.py decode`: seconds to load 16 frames (data.load_video, 112x112 frames at the tiny model's
+    budget) from a 90-frame and from a 1,800-frame video of 30 fps with a keyframe every second (keyint 30, 2
+    B-frames), mean of `reps` loads after one warm-up; and the frames decoded for each. Goal: ratio <= 2."""
+    import av
+    import numpy as np
+
+    import data
+
+    os.makedirs(OUT_DIR, exist_ok=True)
+    rng = np.random.default_rng(0)
+    results = {}
+    for n in (90, 1800):
+        path = os.path.join(OUT_DIR, f"decode-{n}.mp4")
+        if not os.path.exists(path):
+            with av.open(path, "w") as container:
+                stream = container.add_stream("libx264", rate=30)
+                stream.width = stream.height = 112
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": "23", "x264-params": "keyint=30:min-keyint=30:bframes=2"}
+                for _ in range(n):
+                    frame = np.repeat(np.repeat(rng.integers(0, 255, (14, 14, 3), dtype=np.uint8), 8, 0), 8, 1)
+                    for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                        container.mux(packet)
+                for packet in stream.encode():
+                    container.mux(packet)
+        data.load_video(path, 16, 56 * 56, 112 * 112)  # warm-up
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            data.load_video(path, 16, 56 * 56, 112 * 112)
+        results[n] = ((time.perf_counter() - t0) / reps, data.decode_frames(path, 16)[4])
+    (short, short_n), (long, long_n) = results[90], results[1800]
+    print("| video (30 fps, keyframe every 30) | load 16 frames | frames decoded |\n|---|---|---|")
+    print(f"| 90 frames | {short * 1000:.1f} ms | {short_n} |\n| 1,800 frames | {long * 1000:.1f} ms | {long_n} |")
+    print(f"ratio 1,800 / 90: {long / short:.2f} (goal <= 2: {'met' if long / short <= 2 else 'not met'})")
+
+
 # -----------------------------------------------------------------------------
 # 8. Command line
 
@@ -1025,6 +1063,8 @@ def main(argv=None):
         gpu_check(argv[1:])
     elif argv[:1] == ["groups"]:
         groups_cli(argv[1:])
+    elif argv[:1] == ["decode"]:
+        decode_bench()
     elif not argv or argv == ["--quick"]:
         run_all(QUICK if argv else FULL, quick=bool(argv))
     elif argv[:1] in (["-h"], ["--help"]):

@@ -262,27 +262,57 @@ class Visual:
 
 
 def load_video(path, num_frames, min_pixels, max_pixels):
-    """Decode `num_frames` uniformly sampled frames of a video with PyAV."""
+    """Decode `num_frames` uniformly sampled frames of a video with PyAV (see decode_frames)."""
+    frames, fps, total, wanted, _ = decode_frames(path, num_frames)
+    return video_visual(frames, fps, total, wanted, min_pixels, max_pixels)
+
+
+_WARNED_COUNTS = set()  # videos whose header frame count was wrong, said once each
+
+
+def decode_frames(path, num_frames):
+    """The frames at `num_frames` uniform positions of a video, decoding only what they need.
+
+    The packets are read first, without decoding: their presentation times give every frame's position
+    (frame i is the i-th in time order, as in a full decode, B-frames and variable frame rates included) and
+    the keyframes. Each wanted frame is then reached by seeking to the keyframe at or before it and decoding
+    forward, or by decoding on when it lies ahead in the group of pictures already being decoded, so the
+    cost grows with the frames kept and their GOPs, not with the clip's length. A header whose frame count
+    disagrees with the packets (truncated files, some edit lists) is said once; the frames that exist are
+    sampled. Returns (frames [F, 3, H, W] uint8, fps, frames in the clip, sampled indices, frames decoded)."""
+    import bisect
+
     import av
 
     with av.open(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0)
-        total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)  # some containers omit the count
+        packets = [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.pts is not None and packet.size]
+        times = sorted(pts for pts, _ in packets)
+        keyframes = sorted(pts for pts, key in packets if key) or times[:1]
+        total = len(times)
         if total <= 0 or fps <= 0:
             raise ValueError(f"video has no frames or no frame rate (frames={total}, fps={fps})")
-        container.seek(0)
+        if stream.frames and stream.frames != total and path not in _WARNED_COUNTS:
+            _WARNED_COUNTS.add(path)
+            print(f"{path}: the header says {stream.frames} frames, the file holds {total}; sampling from those", file=sys.stderr)
         wanted = sample_indices(total, num_frames)
-        picked = {}
-        for i, frame in enumerate(container.decode(stream)):
-            if i in wanted:
-                picked[i] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)  # [3, H, W]
-            if i >= wanted[-1]:
-                break
-    missing = [i for i in wanted if i not in picked]
-    if missing:
-        raise ValueError(f"video decoded to fewer frames than its header says ({total}); missing {missing[:3]}")
-    return video_visual(torch.stack([picked[i] for i in wanted]), fps, total, wanted, min_pixels, max_pixels)
+        picked, decoded, frames, last = {}, 0, None, None  # last: time of the frame decoded last
+        for index in sorted(set(wanted)):
+            target = times[index]
+            keyframe = keyframes[max(0, bisect.bisect_right(keyframes, target) - 1)]
+            if frames is None or last is None or last >= target or keyframe > last:  # not ahead in the GOP being decoded
+                container.seek(target, stream=stream, backward=True, any_frame=False)  # to the keyframe at or before it
+                frames, last = container.decode(stream), None
+            for frame in frames:
+                decoded += 1
+                last = frame.pts
+                if frame.pts >= target:
+                    break
+            if last != target:
+                raise ValueError(f"frame {index} (time {target}) did not decode (the decoder reached {last})")
+            picked[index] = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)  # [3, H, W]
+    return torch.stack([picked[i] for i in wanted]), fps, total, wanted, decoded
 
 
 def video_visual(frames, fps, total, indices, min_pixels, max_pixels):

@@ -140,3 +140,8 @@ def test_groups_on_the_tiny_model(tiny_dir, synth_dir, tmp_path):
     stats = json.loads(out.strip().splitlines()[-1])
     assert stats["all"]["groups"] == 5 and stats["all"]["unreadable"] == 1  # the missing video is counted, not scored
     assert sum(t["groups"] for k, t in stats.items() if k != "all") == 5
+
+
+def test_decode_benchmark_prints_both_videos():
+    text = bench("decode")
+    assert "| 90 frames |" in text and "| 1,800 frames |" in text and "ratio 1,800 / 90:" in text

@@ -253,3 +253,70 @@ def test_synth_and_check_command_line(tmp_path):
         check = subprocess.run([sys.executable, "data.py", "check", str(tmp_path / f"{split}.json")], capture_output=True, text=True, cwd=ROOT)
         assert check.returncode == 0, check.stdout + check.stderr
         assert "0 bad" in check.stdout
+
+
+def _write_video(path, frames, fps, options, pts_step=None):
+    """An H.264 mp4 with the given x264 options; pts_step: per-frame time steps (in 1/fps/10 units) for a variable rate."""
+    import fractions
+
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = options
+        if pts_step is not None:
+            stream.codec_context.time_base = fractions.Fraction(1, fps * 10)
+        pts = 0
+        for i, frame in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            if pts_step is not None:
+                vf.pts, vf.time_base = pts, fractions.Fraction(1, fps * 10)
+                pts += pts_step[i % len(pts_step)]
+            for packet in stream.encode(vf):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _full_decode(path):
+    import av
+
+    with av.open(str(path)) as container:
+        decoded = sorted(((f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(video=0)), key=lambda x: x[0])
+    return [torch.from_numpy(a).permute(2, 0, 1) for _, a in decoded]
+
+
+def _frames(n, size=32, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 255, (n, size, size, 3), dtype=np.uint8)
+    return np.ascontiguousarray(np.repeat(np.repeat(base[:, ::8, ::8], 8, 1), 8, 2))  # blocky: each frame distinct
+
+
+@pytest.mark.parametrize("kind", ["synthetic", "b-frames", "variable rate"])
+def test_decode_frames_equals_a_full_decode(synth_dir, tmp_path, kind):
+    """Seeking to the sampled frames gives the frames a full decode has at those positions."""
+    if kind == "synthetic":
+        records, _ = data.load_records(os.path.join(synth_dir, "train.json"))
+        path = next(r for r in records if r["data_type"] == "video")["_media"]
+    else:
+        path = tmp_path / "v.mp4"
+        options = {"crf": "18", "x264-params": "keyint=12:min-keyint=12:bframes=3" if kind == "b-frames" else "keyint=10:min-keyint=10"}
+        _write_video(path, _frames(60), 10, options, pts_step=[7, 13, 10] if kind == "variable rate" else None)
+    full = _full_decode(path)
+    for num_frames in (4, 16):
+        frames, _, total, wanted, _ = data.decode_frames(str(path), num_frames)
+        assert total == len(full) and wanted == data.sample_indices(len(full), num_frames)
+        for got, i in zip(frames, wanted):
+            assert torch.equal(got, full[i]), (kind, i)
+
+
+def test_decoding_cost_follows_the_frames_kept(tmp_path):
+    """A 900-frame video with a keyframe every 30: 16 sampled frames decode at most one GOP each, not 900."""
+    path = tmp_path / "long.mp4"
+    _write_video(path, _frames(900, size=16), 30, {"crf": "30", "x264-params": "keyint=30:min-keyint=30:bframes=2"})
+    frames, _, total, wanted, decoded = data.decode_frames(str(path), 16)
+    assert total == 900 and len(frames) == 16
+    assert decoded <= 16 * 30 and decoded < 900 / 2, decoded
