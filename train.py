@@ -488,29 +488,62 @@ class TrainState:
     them exactly (accelerate saves registered objects from the main process only). DA's window is global
     for that reason: after each micro-batch every process gathers the mean rewards of all processes'
     groups (in data order), as DeepVideo-R1's "the last W samples" reads, rather than W samples of its own
-    shard. `skipped` counts the unreadable samples of all processes likewise."""
+    shard. `skipped` counts the unreadable samples of all processes likewise.
 
-    def __init__(self, window):
+    Data positions: process r reads its own stream, stream_position(r, k) for k = 0, 1, ...: in every block of
+    batch_size x processes positions of the seeded order, the batch_size after r * batch_size. `taken[r]` is
+    how far process r has read its stream; an unreadable sample makes it read one further, so every process
+    trains on batch_size readable samples every micro-batch (the same forwards and collectives on all) and
+    a resumed run reads exactly where the killed one stopped. `position` is the sum: positions read in all."""
+
+    def __init__(self, window, world=1):
         self.step, self.position, self.skipped, self.nonfinite = 0, 0, 0, 0
         self.window = deque(maxlen=window)
+        self.taken = [0] * world
 
     def state_dict(self):
-        return {"step": self.step, "position": self.position, "skipped": self.skipped, "nonfinite": self.nonfinite, "window": list(self.window)}
+        return {"step": self.step, "position": self.position, "skipped": self.skipped, "nonfinite": self.nonfinite, "window": list(self.window),
+                "taken": list(self.taken)}
 
     def load_state_dict(self, state):
         self.step, self.position, self.skipped, self.nonfinite = state["step"], state["position"], state["skipped"], state["nonfinite"]
         self.window.clear()
         self.window.extend(state["window"])
+        if len(state.get("taken", [])) != len(self.taken):
+            raise SystemExit(f"the checkpoint was written by {len(state.get('taken', []))} processes, this run has {len(self.taken)}: "
+                             "resume with as many processes as the run had (each reads its own stream of the data)")
+        self.taken = list(state["taken"])
 
-    def record(self, accelerator, mean_rewards, da):
+    @staticmethod
+    def check_readable(accelerator, found, wanted):
+        """Before a micro-batch's rollouts (every process calls it: a collective): stop every process together
+        when one found fewer than `wanted` readable samples, rather than let the others wait for it."""
+        short = accelerator.gather(torch.tensor([int(found < wanted)], device=accelerator.device)).cpu()  # [world]
+        if short.any():
+            raise SystemExit(f"process(es) {short.nonzero().view(-1).tolist()} found fewer than {wanted} readable samples in the next "
+                             f"{READ_ATTEMPTS * wanted} records of their data streams: check the file with `python data.py check FILE`")
+
+    def record(self, accelerator, mean_rewards, taken, da):
         """Fold one micro-batch of every process into the counters and (da) DA's window. mean_rewards: this
-        process's [batch_size] group means before augmentation in data order, NaN where a sample was
-        unreadable. Every process calls it once per micro-batch (a collective)."""
-        everyone = accelerator.gather(torch.tensor(mean_rewards, dtype=torch.float32, device=accelerator.device)).cpu()  # [world * batch_size]
-        readable = ~torch.isnan(everyone)
-        self.skipped += int((~readable).sum())
+        process's [batch_size] group means before augmentation, in data order; taken: how far it has now read
+        its stream. Every process calls it once per micro-batch (a collective)."""
+        device = accelerator.device
+        everyone = accelerator.gather(torch.tensor(mean_rewards, dtype=torch.float32, device=device)).cpu()  # [world * batch_size]
+        counts = accelerator.gather(torch.tensor([taken], dtype=torch.long, device=device)).cpu()  # [world]
+        self.skipped += int(counts.sum()) - sum(self.taken) - len(everyone)  # read minus trained on, all processes
+        self.taken = counts.tolist()
+        self.position = sum(self.taken)
         if da:
-            self.window.extend(everyone[readable].tolist())
+            self.window.extend(everyone.tolist())
+
+
+READ_ATTEMPTS = 20  # a micro-batch gives up after 20 x batch_size records of a process's stream without batch_size readable ones
+
+
+def stream_position(rank, k, batch_size, world):
+    """The k-th data position of process `rank`'s stream (see TrainState)."""
+    block, offset = divmod(k, batch_size)
+    return block * batch_size * world + rank * batch_size + offset
 
 
 def seed_everything(seed):
@@ -845,7 +878,7 @@ def train(args):
     configure_deepspeed(accelerator, args)
     policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
     ref = reference_logprobs(accelerator, policy, peft_model, lambda: model_lib.load_model(model_path, dtype=compute, device=accelerator.device), args)
-    state = TrainState(args.da_window)
+    state = TrainState(args.da_window, world)
     accelerator.register_for_checkpointing(state)
     metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
     if args.resume and (ckpt := latest_checkpoint(args.output_dir)):
@@ -875,9 +908,10 @@ def train(args):
             # autocast: sampling and the rollout log-probs in the compute dtype, as the training forward
             gathered = model_lib.gathered_for_generation(accelerator, policy) if args.algo != "sft" else nullcontext()
             with gathered, accelerator.autocast():
-                prompts, loaded = [], []  # (record, visual, generator) of the readable samples; which positions were readable
-                for j in range(args.batch_size):
-                    position = state.position + rank * args.batch_size + j
+                prompts, k = [], state.taken[rank]  # (record, visual, generator) of batch_size readable samples of this process's stream
+                while len(prompts) < args.batch_size and k < state.taken[rank] + READ_ATTEMPTS * args.batch_size:
+                    position = stream_position(rank, k, args.batch_size, world)
+                    k += 1
                     record = record_at(records, position, args.seed)
                     generator = torch.Generator().manual_seed(hash((args.seed, position)) % 2**63)  # shuffles and noise
                     try:
@@ -885,20 +919,17 @@ def train(args):
                     except data.SampleError as e:
                         if args.strict_data:
                             raise
-                        print(f"skipping unreadable sample: {e}", file=sys.stderr)
-                        loaded.append(False)
+                        print(f"process {rank}: skipping unreadable sample (the next of its stream instead): {e}", file=sys.stderr)
                         continue
-                    loaded.append(True)
                     prompts.append((record, visual, generator))
+                TrainState.check_readable(accelerator, len(prompts), args.batch_size)
                 if args.algo == "sft":
                     groups, stats = [sft_group(processor, record, visual, accelerator.device) for record, visual, _ in prompts], {}
                 else:
                     reference = float(np.mean(state.window)) if args.da and state.window else None
                     groups, stats = collect_rollouts(unwrapped, processor, prompts, reference, args, timing)
                 micro.append(rollout_tensors(groups, ref, args, accelerator, timing, policy) | {"stats": stats})
-            means = iter(getattr(g, "mean_before", 0.0) for g in groups)
-            state.record(accelerator, [next(means) if ok else float("nan") for ok in loaded], args.da)
-        state.position += args.batch_size * world * args.grad_accum
+            state.record(accelerator, [getattr(g, "mean_before", 0.0) for g in groups], k, args.da)
 
         loss, loss_metrics, grad_norm = optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, state, timing)
         state.step += 1
@@ -956,8 +987,6 @@ def rollout_tensors(groups, ref, args, accelerator, timing, policy):
 
 def compute_loss(policy, mb, args):
     """The one place where the algorithms differ in their loss."""
-    if not mb["pairs"]:  # every sample of this micro-batch was unreadable: a zero loss keeps processes in step
-        return sum(p.sum() * 0 for p in policy.parameters() if p.requires_grad), {}
     logp = policy(mb["pairs"])  # [N, T]
     mask = mb["mask"]  # [N, T]
     if args.algo == "sft":

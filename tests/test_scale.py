@@ -96,6 +96,39 @@ def test_two_process_da_run_resumes_exactly(warm, tmp_path):
     assert [row["reward/mean"] for row in metrics(cut)] == [row["reward/mean"] for row in m]
 
 
+def test_a_corrupt_video_read_by_process_1_never_hangs_two_processes(warm, tmp_path):
+    """batch_size 1 on 2 processes, and the video process 1 reads first is corrupt: process 1 reports the record by
+    id and takes the next sample of its own stream, both processes train on one readable sample every step (the
+    same forwards, the same metric keys), and the run finishes. Before, process 1 skipped the forward and the
+    gradient all-reduce waited for it forever."""
+    import train
+
+    sft_dir, data_path = warm
+    records = json.load(open(data_path))
+    loaded, _ = train.data.load_records(data_path)
+    victim = train.record_at(loaded, train.stream_position(1, 0, 1, 2), 1)  # process 1's first sample (seed 1, rl_args)
+    broken = []
+    for r in records:
+        r = dict(r)
+        if r["problem_id"] == victim["problem_id"]:
+            bad = tmp_path / "corrupt.mp4"
+            bad.write_bytes(b"not a video" * 100)
+            r["path"] = str(bad)
+            assert r["data_type"] == "video"
+        broken.append(r)
+    broken_path = str(tmp_path / "broken.json")
+    json.dump(broken, open(broken_path, "w"))
+    out = str(tmp_path / "fault")
+    cmd = DDP + [a if a != data_path else broken_path for a in rl_args(warm, out, "grpo", "--max_steps", "2", "--max_completion_length", "8")]
+    result = subprocess.run(cmd, cwd=ROOT, env=DDP_ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert f"process 1: skipping unreadable sample (the next of its stream instead): problem_id={victim['problem_id']}" in result.stderr
+    m = metrics(out)
+    assert [row["step"] for row in m] == [1, 2] and m[-1]["data/skipped"] == 1
+    state = torch.load(os.path.join(out, "checkpoint-2", "custom_checkpoint_0.pkl"), weights_only=False)
+    assert state["taken"] == [2, 3] and state["position"] == 5  # process 1 read one further than it trained on
+
+
 def test_lora_reference_is_the_base_model(tiny_dir):
     """With the adapters on, log-probs move; inside disable_adapter() they are the base model's, bit for bit."""
     import model as M
