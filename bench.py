@@ -7,6 +7,7 @@ nothing (like nanoGPT's bench.py).
     python bench.py memory       # memory plan for Qwen2.5-VL-3B / 7B on GPUs, from their published configs
     python bench.py gpu          # on a GPU machine: every algorithm on a random Qwen2.5-VL-3B, times, memory vs the plan
     python bench.py decode       # seconds to load 16 frames from a 90-frame and a 1,800-frame video
+    python bench.py profile      # where a main-job SFT and RL step's time goes, and the LM head's floor
     python bench.py groups --model runs/sft-cold-start-225x8-seed0/final --data data/synth/train.json --limit 96
                                  # G rollouts per record as RL draws them: how many groups would carry a learning signal
 
@@ -30,6 +31,7 @@ import resource
 import subprocess
 import sys
 import time
+import dataclasses
 from dataclasses import asdict, dataclass
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -1049,6 +1051,123 @@ def decode_bench(reps=5):
     print(f"ratio 1,800 / 90: {long / short:.2f} (goal <= 2: {'met' if long / short <= 2 else 'not met'})")
 
 
+def profile(argv):
+    """`python bench.py profile`: where a main-job step's time goes on this machine, SFT and RL, measured on
+    train.py's own functions with the main job's settings (tiny model, data/synth, 8 prompts, G = 4, 64 tokens,
+    4 frames), by timers around the parts: in generation the transformer, the LM head, sampling (NucleusSampler),
+    the vision tower and everything else generate does per token; the same parts in the log-prob passes (old
+    policy, reference) and in the update (whose remainder is backward + optimizer); video decoding and the
+    processor. Also the LM head's FLOPs per step and their time as plain fp32 matmuls here: the floor any
+    rollout on this vocabulary pays. Timers, not a profiler: they add a few microseconds a call."""
+    import argparse
+    import glob
+
+    import torch
+
+    import data
+    import model as model_lib
+    import train
+
+    parser = argparse.ArgumentParser(prog="bench.py profile", description=profile.__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=3, help="steps of each stage; the first is a warm-up and not counted")
+    parser.add_argument("--model", default="", help="the RL stage's start; default: the main job's cached SFT start (runs/sft-cold-start-*/final), else the random tiny model")
+    parser.add_argument("--batch_size", type=int, default=8, help="prompts per step (the main job's 8; smaller only for a smoke run)")
+    parser.add_argument("--max_new_tokens", type=int, default=64, help="completion length (the main job's 64)")
+    opts = parser.parse_args(argv)
+    tiny, data_path = train.prepare_assets(train.parse_args(["--algo", "reg_grpo"]))  # data/tiny-qwen2.5-vl and data/synth, as the main job
+    starts = sorted(glob.glob(os.path.join(ROOT, "runs", "sft-cold-start-*", "final")))
+    rl_start = opts.model or next((s for s in starts if "225x8" in s), starts[0] if starts else tiny)
+    records, _ = data.load_records(data_path)
+    clock, where, head_tokens = {}, ["other"], {"n": 0}  # seconds per (phase, part); the phase being run
+
+    def timed(part, fn, phase=None):
+        def wrapper(*a, **k):
+            if phase:
+                where.append(phase)
+            t0 = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                key = (phase or where[-1], part)
+                clock[key] = clock.get(key, 0.0) + time.perf_counter() - t0
+                if phase:
+                    where.pop()
+        return wrapper
+
+    results = []
+    for stage, start in (("sft", tiny), ("reg_grpo", rl_start)):
+        args = train.Args(**{**dataclasses.asdict(train.parse_args(["--algo", stage, "--model", start, "--data", data_path])),
+                             "batch_size": opts.batch_size, "max_completion_length": opts.max_new_tokens, "max_steps": opts.steps,
+                             "output_dir": os.path.join(OUT_DIR, "profile")})
+        torch.manual_seed(0)
+        accelerator = train.new_accelerator(args)
+        model, processor = model_lib.load(start, dtype=torch.float32, freeze_vision=args.freeze_vision)
+        model.train()
+        policy = model_lib.LogProbs(model, args.logprob_chunk)
+        optimizer, scheduler = train.optimizer_and_schedule(policy, args)
+        policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
+        unwrapped = accelerator.unwrap_model(policy).model
+        ref = train.reference_logprobs(accelerator, policy, None, lambda: model_lib.load_model(start), args) if stage != "sft" else None
+        for m in [unwrapped] + ([ref.model] if ref is not None else []):
+            head_forward = m.lm_head.forward
+
+            def counted_head(hidden, head_forward=head_forward):
+                head_tokens["n"] += hidden.shape[:-1].numel()
+                return head_forward(hidden)
+            m.lm_head.forward = timed("LM head", counted_head)
+            m.model.language_model.forward = timed("transformer", m.model.language_model.forward)
+            m.model.visual.forward = timed("vision tower", m.model.visual.forward)
+        unwrapped.generate = timed("total", unwrapped.generate, "generate")
+        saved = model_lib.NucleusSampler.__call__, data.load_visual, data.processor_inputs
+        model_lib.NucleusSampler.__call__ = timed("sampling", saved[0])
+        data.load_visual, data.processor_inputs = timed("video decoding", saved[1], "data"), timed("processor", saved[2])
+        log_probs, updates = timed("total", train.rollout_tensors, "rollout log-probs"), timed("total", train.optimizer_updates, "update")
+        state = train.TrainState(args.da_window)
+        for step in range(opts.steps):
+            if step == 1:  # after the warm-up step
+                clock.clear()
+                head_tokens["n"] = 0
+                t_start = time.perf_counter()
+            timing = {"generate": 0.0, "score": 0.0, "logprob": 0.0, "update": 0.0}
+            size = processor.video_processor.size
+            prompts = [(r, data.load_visual(r, args.num_frames, size["shortest_edge"], size["longest_edge"]), torch.Generator().manual_seed(j))
+                       for j, r in enumerate(train.record_at(records, step * args.batch_size + j, args.seed) for j in range(args.batch_size))]
+            if stage == "sft":
+                groups = [train.sft_group(processor, r, v, accelerator.device) for r, v, _ in prompts]
+            else:
+                groups, _ = train.collect_rollouts(unwrapped, processor, prompts, None, args, timing)
+            mb = log_probs(groups, ref, args, accelerator, timing, policy)
+            updates(accelerator, policy, optimizer, scheduler, [mb], args, state, timing)
+        step_s = (time.perf_counter() - t_start) / (opts.steps - 1)
+        model_lib.NucleusSampler.__call__, data.load_visual, data.processor_inputs = saved
+        c = {k: v / (opts.steps - 1) for k, v in clock.items()}
+        parts = [("prompts: vision tower (each picture once, before generate)", c[("other", "vision tower")])] if c.get(("other", "vision tower")) else []
+        for phase, rest in (("generate", "everything else per token"), ("rollout log-probs", "the rest"), ("update", "backward + optimizer")):
+            total = c.get((phase, "total"), 0.0)
+            if total < 0.005:
+                continue
+            inner = [(p, c.get((phase, p), 0.0)) for p in ("transformer", "LM head", "sampling", "vision tower") if c.get((phase, p))]
+            parts += [(f"{phase}: {p}", v) for p, v in inner] + [(f"{phase}: {rest}", total - sum(v for _, v in inner))]
+        parts += [("video decoding", c.get(("data", "video decoding"), 0.0)), ("processor (tokenise, patches)", sum(v for (ph, p), v in c.items() if p == "processor"))]
+        D, V = unwrapped.config.text_config.hidden_size, unwrapped.lm_head.weight.shape[0]
+        tokens = head_tokens["n"] / (opts.steps - 1)
+        chunk, weight = torch.randn(256, D), unwrapped.lm_head.weight.detach()
+        torch.mm(chunk, weight.T)
+        t0 = time.perf_counter()
+        for _ in range(5):
+            torch.mm(chunk, weight.T)
+        floor = (time.perf_counter() - t0) / 5 / 256 * tokens  # forward matmuls only; backward through the head costs twice more
+        results.append((stage, step_s, parts, tokens, 2 * D * V * tokens, floor, start))
+        accelerator.free_memory(policy, optimizer, scheduler)
+    print("| part | seconds per step | share of the step |\n|---|---|---|")
+    for stage, step_s, parts, tokens, flops, floor, start in results:
+        print(f"| **{stage} step** | **{step_s:.2f}** | 100% |")
+        for name, seconds in parts:
+            print(f"| {stage} {name} | {seconds:.2f} | {seconds / step_s:.0%} |")
+        print(f"| {stage} LM head forward: {tokens:,.0f} rows x 151,936, {flops / 1e12:.3f} TFLOP | {floor:.2f} as 256-row fp32 matmuls | {floor / step_s:.0%} |")
+    print(f"\n{opts.steps - 1} step(s) timed per stage after a warm-up; RL from {results[-1][6]}; torch threads {torch.get_num_threads()}")
+
+
 # -----------------------------------------------------------------------------
 # 8. Command line
 
@@ -1065,6 +1184,8 @@ def main(argv=None):
         groups_cli(argv[1:])
     elif argv[:1] == ["decode"]:
         decode_bench()
+    elif argv[:1] == ["profile"]:
+        profile(argv[1:])
     elif not argv or argv == ["--quick"]:
         run_all(QUICK if argv else FULL, quick=bool(argv))
     elif argv[:1] in (["-h"], ["--help"]):

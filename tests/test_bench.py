@@ -145,3 +145,11 @@ def test_groups_on_the_tiny_model(tiny_dir, synth_dir, tmp_path):
 def test_decode_benchmark_prints_both_videos():
     text = bench("decode")
     assert "| 90 frames |" in text and "| 1,800 frames |" in text and "ratio 1,800 / 90:" in text
+
+
+def test_profile_prints_the_breakdown_and_the_floor():
+    """`bench.py profile` at toy sizes: every part of the SFT and RL steps, and the LM head's floor."""
+    text = bench("profile", "--steps", "2", "--batch_size", "2", "--max_new_tokens", "4")
+    for row in ("| **sft step** |", "| **reg_grpo step** |", "| reg_grpo generate: transformer |", "| reg_grpo generate: sampling |",
+                "| reg_grpo update: backward + optimizer |", "| reg_grpo rollout log-probs: LM head |", "LM head forward:"):
+        assert row in text, (row, text[-3000:])
