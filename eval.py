@@ -453,14 +453,14 @@ def rollouts_page(run_dir):
     return out
 
 
-def eval_page(results_path, num_frames=4):
+def eval_page(results_path):
     """EVAL.html next to an `eval.py run` output: per record its frames, the question, the answer and its score,
     with selects to show one family or only right / wrong answers."""
     import html
 
     saved = json.load(open(results_path))
-    base = os.path.dirname(os.path.abspath(saved["data"])) if saved.get("data") else None
-    settings = saved.get("settings") or {"num_frames": num_frames, "min_pixels": 56 * 56, "max_pixels": 112 * 112}
+    settings = saved.get("settings")  # written with "data" by `run`: the frames are shown as the model saw them
+    base = os.path.dirname(os.path.abspath(saved["data"])) if saved.get("data") and settings else None
     families = sorted({str(r.get("question_family") or r.get("problem_type")) for r in saved["results"]})
     options = "".join(f"<option>{html.escape(f)}</option>" for f in families)
     parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(results_path)}</title><style>{PAGE_STYLE}</style>",
@@ -472,7 +472,7 @@ def eval_page(results_path, num_frames=4):
              "<script>function show(){var f=document.getElementById('fam').value,o=document.getElementById('ok').value;"
              "document.querySelectorAll('.record').forEach(function(d){d.style.display=((!f||d.dataset.family==f)&&(!o||d.dataset.ok==o))?'':'none'})}</script>"]
     for row in saved["results"]:
-        frames_html = '<div class="label">(media not found: the results file names no data file)</div>'
+        frames_html = '<div class="label">(no frames: the results file names no data file and settings; it predates them)</div>'
         if base is not None:
             record = {**row, "_media": data.media_path(row, base), "_index": row.get("index")}
             try:

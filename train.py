@@ -430,11 +430,12 @@ def difficulty_augment(group, visual, reference, model, processor, args, generat
     the first min(1, scale * dR) of its words as a hint; re-sample (see da_plan). Returns (group to train
     on, kind or None, the frames and the hint it was sampled with). Within the threshold the group is kept.
     """
-    kind, amount = da_plan(reference - group.rewards.mean().item(), args)
+    d_reward = reference - group.rewards.mean().item()
+    kind, amount = da_plan(d_reward, args)
     if kind == "easy":
         noisy = data.add_frame_noise(visual, amount, generator)
         easier = score_group(sample_group(model, processor, group.record, noisy, args.num_generations, args), args)
-        easier.augmentation = {"kind": "easy", "noise_std": amount, "d_reward": reference - group.rewards.mean().item()}
+        easier.augmentation = {"kind": "easy", "noise_std": amount, "d_reward": d_reward}
         return easier, "easy", noisy, None
     if kind == "hard":
         answer = data.answer_of(group.record["solution"])
@@ -445,7 +446,7 @@ def difficulty_augment(group, visual, reference, model, processor, args, generat
         hint = hint_prefix(reasoning_of(best), amount)
         if hint:
             hinted = score_group(sample_group(model, processor, group.record, visual, args.num_generations, args, hint=hint), args)
-            hinted.augmentation = {"kind": "hard", "hint": hint, "d_reward": reference - group.rewards.mean().item()}
+            hinted.augmentation = {"kind": "hard", "hint": hint, "d_reward": d_reward}
             return hinted, "hard", visual, hint
     return group, None, visual, None
 
@@ -497,16 +498,20 @@ class TrainState:
     a resumed run reads exactly where the killed one stopped. `position` is the sum: positions read in all."""
 
     def __init__(self, window, world=1):
-        self.step, self.position, self.skipped, self.nonfinite = 0, 0, 0, 0
+        self.step, self.skipped, self.nonfinite = 0, 0, 0
         self.window = deque(maxlen=window)
         self.taken = [0] * world
+
+    @property
+    def position(self):
+        return sum(self.taken)
 
     def state_dict(self):
         return {"step": self.step, "position": self.position, "skipped": self.skipped, "nonfinite": self.nonfinite, "window": list(self.window),
                 "taken": list(self.taken)}
 
     def load_state_dict(self, state):
-        self.step, self.position, self.skipped, self.nonfinite = state["step"], state["position"], state["skipped"], state["nonfinite"]
+        self.step, self.skipped, self.nonfinite = state["step"], state["skipped"], state["nonfinite"]
         self.window.clear()
         self.window.extend(state["window"])
         if len(state.get("taken", [])) != len(self.taken):
@@ -532,7 +537,6 @@ class TrainState:
         counts = accelerator.gather(torch.tensor([taken], dtype=torch.long, device=device)).cpu()  # [world]
         self.skipped += int(counts.sum()) - sum(self.taken) - len(everyone)  # read minus trained on, all processes
         self.taken = counts.tolist()
-        self.position = sum(self.taken)
         if da:
             self.window.extend(everyone.tolist())
 
@@ -822,8 +826,7 @@ def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, st
         scheduler.step()  # once per update on every process (new_accelerator: step_scheduler_with_optimizer=False)
         optimizer.zero_grad(set_to_none=True)
         timing["update"] += time.time() - t0
-    keys = sorted(set().union(*seen))  # a micro-batch without readable samples reports none
-    return loss, {k: float(np.mean([m[k] for m in seen if k in m])) for k in keys}, grad_norm
+    return loss, {k: float(np.mean([m[k] for m in seen])) for k in seen[-1]}, grad_norm  # every micro-batch reports the same keys
 
 
 def train(args):
