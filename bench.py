@@ -1073,7 +1073,9 @@ def profile(argv):
     parser.add_argument("--model", default="", help="the RL stage's start; default: the main job's cached SFT start (runs/sft-cold-start-*/final), else the random tiny model")
     parser.add_argument("--batch_size", type=int, default=8, help="prompts per step (the main job's 8; smaller only for a smoke run)")
     parser.add_argument("--max_new_tokens", type=int, default=64, help="completion length (the main job's 64)")
+    parser.add_argument("--glibc_malloc", action="store_true", help="leave glibc's allocator as it is (the main job sets it with model.keep_freed_memory): the time that setting saves")
     opts = parser.parse_args(argv)
+    kept = not opts.glibc_malloc and model_lib.keep_freed_memory("cpu")
     tiny, data_path = train.prepare_assets(train.parse_args(["--algo", "reg_grpo"]))  # data/tiny-qwen2.5-vl and data/synth, as the main job
     starts = sorted(glob.glob(os.path.join(ROOT, "runs", "sft-cold-start-*", "final")))
     rl_start = opts.model or next((s for s in starts if "225x8" in s), starts[0] if starts else tiny)
@@ -1165,7 +1167,8 @@ def profile(argv):
         for name, seconds in parts:
             print(f"| {stage} {name} | {seconds:.2f} | {seconds / step_s:.0%} |")
         print(f"| {stage} LM head forward: {tokens:,.0f} rows x 151,936, {flops / 1e12:.3f} TFLOP | {floor:.2f} as 256-row fp32 matmuls | {floor / step_s:.0%} |")
-    print(f"\n{opts.steps - 1} step(s) timed per stage after a warm-up; RL from {results[-1][6]}; torch threads {torch.get_num_threads()}")
+    print(f"\n{opts.steps - 1} step(s) timed per stage after a warm-up; RL from {results[-1][6]}; torch threads {torch.get_num_threads()}; "
+          f"freed memory {'kept by the allocator (model.keep_freed_memory)' if kept else 'returned to the kernel (glibc default)'}")
 
 
 # -----------------------------------------------------------------------------

@@ -205,6 +205,7 @@ def run(args):
 
     num_frames, min_pixels, max_pixels, source = view_settings(args)
     model, processor = model_lib.load(args.model, dtype=args.dtype, max_pixels=max_pixels, min_pixels=min_pixels)
+    model_lib.keep_freed_memory(model.device)
     size = processor.video_processor.size
     settings = {"num_frames": num_frames, "min_pixels": size["shortest_edge"], "max_pixels": size["longest_edge"]}
     print(f"{num_frames} frames per video, {size['shortest_edge']}..{size['longest_edge']} pixels per frame ({source}); "

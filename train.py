@@ -342,16 +342,17 @@ def sample_groups(model, processor, items, n, args):
     prompts = [data.processor_inputs(processor, [data.prompt_text(processor, record, hint)], [visual]).to(model.device) for record, visual, hint in items]
     was_training = model.training
     model.eval()
-    sampler = model_lib.NucleusSampler(args.temperature, args.top_p)  # temperature + top-p, drawn without the full-vocabulary multinomial
     inputs = model_lib.stacked_prompts(model, prompts, [n] * len(prompts))
+    eos = model.generation_config.eos_token_id
+    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=model.device)
+    # temperature + top-p, drawn without the full-vocabulary multinomial and without sorting finished rows
+    sampler = model_lib.NucleusSampler(args.temperature, args.top_p, prompt_length=inputs["input_ids"].shape[1], eos_ids=eos_ids)
     with model_lib.own_generation_config(model):  # no penalty or top-k of the checkpoint's: the rollouts are the policy's own samples
         out = model.generate(**inputs, do_sample=False, logits_processor=[sampler], suppress_tokens=model_lib.vision_placeholder_ids(model.config),
                              max_new_tokens=args.max_completion_length, use_cache=True,
                              synced_gpus=False)  # weights are whole here (model.gathered_for_generation): no lockstep with other processes
     model.train(was_training)
     ids = out[:, inputs["input_ids"].shape[1]:]  # [len(items) * n, T]
-    eos = model.generation_config.eos_token_id
-    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=ids.device)
     mask = completion_mask(ids, eos_ids)  # [len(items) * n, T]
     texts = processor.batch_decode(ids.masked_fill(~mask, processor.tokenizer.pad_token_id), skip_special_tokens=True)
     groups = []
@@ -836,6 +837,7 @@ def train(args):
 
     accelerator = new_accelerator(args, log_with=[t for t in args.report_to.split(",") if t] or None, project_dir=args.output_dir)
     rank, world = accelerator.process_index, accelerator.num_processes
+    model_lib.keep_freed_memory(accelerator.device)  # on a CPU: no page faults for every large tensor (model.keep_freed_memory)
     seed_everything(args.seed + rank)
     with accelerator.main_process_first():
         model_path, data_path = prepare_assets(args)

@@ -353,6 +353,69 @@ def test_nucleus_sampler_draws_from_the_nucleus_distribution():
     assert torch.allclose(freq, (logits[0] / 2).softmax(-1), atol=0.01)
 
 
+def test_nucleus_sampler_skips_finished_rows_sorts_and_samples_the_same_tokens(loaded, monkeypatch):
+    """Rows that have ended their turn skip the full sort of the whole-row draw (their token is thrown away),
+    and every row's tokens are those of the sampler that sorts them all, from the same seed: the draw's
+    random numbers depend on its shape only. Rows 0 and 1 are made to end their turn at steps 2 and 4; the
+    random tiny model's rows are flat, so every row takes the whole-row draw."""
+    from transformers import LogitsProcessor
+
+    class EndTurn(LogitsProcessor):
+        def __init__(self, prompt_length, steps):
+            self.prompt_length, self.steps = prompt_length, steps
+
+        def __call__(self, input_ids, scores):
+            for row, step in enumerate(self.steps):
+                if input_ids.shape[1] - self.prompt_length == step:
+                    scores[row] = float("-inf")
+                    scores[row, M.IM_END_ID] = 0.0
+            return scores
+
+    model, processor = loaded
+    shared = M.shared_visual_inputs(model, image_inputs(processor), 4)
+    P = shared["input_ids"].shape[1]
+    sorted_rows, sort = [], M.NucleusFilter._sorted_keep
+    monkeypatch.setattr(M.NucleusFilter, "_sorted_keep", lambda self, scores: sorted_rows.append(len(scores)) or sort(self, scores))
+    runs, sorts = [], []
+    for sampler in (M.NucleusSampler(1.0, 0.95), M.NucleusSampler(1.0, 0.95, prompt_length=P, eos_ids=[M.IM_END_ID, M.ENDOFTEXT_ID])):
+        sorted_rows.clear()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            runs.append(model.generate(**shared, max_new_tokens=8, do_sample=False, logits_processor=[EndTurn(P, [2, 4]), sampler])[:, P:])
+        sorts.append(sum(sorted_rows))
+    assert torch.equal(runs[0], runs[1])
+    assert runs[1][0, 2] == M.IM_END_ID and runs[1][1, 4] == M.IM_END_ID and runs[1].shape[1] == 8
+    assert sorts[0] == 4 * 8 - 2  # every row sorted at every step but the two forced ones
+    assert sorts[1] == sorts[0] - (8 - 3) - (8 - 5)  # rows 0 and 1 not after their end of turn
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator setting")
+def test_keep_freed_memory_reuses_large_blocks_without_page_faults():
+    """A 64 MiB tensor allocated and freed, again and again: under glibc's default each one is fresh mmap'd
+    memory, page-faulted in 4 KiB at a time (16,384 faults); after model.keep_freed_memory it is the freed
+    block again (next to no faults, once the allocator has settled). Each case in a process of its own: the setting is process-wide."""
+    code = f"""
+import resource, sys, torch
+sys.path.insert(0, {str(ROOT)!r})
+import model as M
+applied = M.keep_freed_memory("cpu") if sys.argv[1] == "keep" else None
+def faults():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    x = torch.ones(16 * 2**20)  # 64 MiB of fp32, above glibc's largest mmap threshold (32 MiB)
+    del x
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+faults(), faults()  # the allocator settles
+print(applied, faults())
+"""
+    result = {}
+    for case in ("default", "keep"):
+        out = subprocess.run([sys.executable, "-c", code, case], capture_output=True, text=True, check=True).stdout.split()
+        result[case] = (out[0], int(out[1]))
+    assert result["default"][1] > 10_000
+    assert result["keep"] == ("True", result["keep"][1]) and result["keep"][1] < 1_000, result
+    assert not M.keep_freed_memory("meta")  # only for the CPU
+
+
 def test_shared_visual_inputs_generate_like_the_processor_inputs(loaded):
     """Rows built by shared_visual_inputs (picture encoded once, passed as mm_encoder_outputs) generate what
     the processor's own inputs generate: greedily, and with NucleusSampler at a top_p that keeps only the
