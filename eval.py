@@ -316,7 +316,42 @@ def ablation(seeds, out, extra):
     with open(os.path.join(out, "ablation.md"), "w") as f:
         f.write(table + "\n")
     compare([dirs[0] for dirs in runs.values()], os.path.join(out, "curves.md"))
-    return table
+    ablation_plot(runs, os.path.join(out, "ablation.png"))
+    return table + f"\n\nfigure: {os.path.join(out, 'ablation.png')}"
+
+
+def ablation_plot(runs, png):
+    """The ablation in one figure: left, each row's training accuracy (reward/accuracy) by step, mean over
+    seeds, as a running mean of 5 steps; right, each row's held-out RL - SFT, one dot per seed against its
+    own seed's start, a bar at the mean. Returns what it drew: {row: (steps, mean accuracy, gains)}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawn = {}
+    for name, dirs in runs.items():
+        curves = [[json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))] for d in dirs]
+        steps = min(len(c) for c in curves)  # seeds cut at the shortest run
+        accuracy = np.mean([[line.get("reward/accuracy", np.nan) for line in c[:steps]] for c in curves], axis=0)  # [steps]
+        gains = [(lambda s: s["rl"]["overall"] - s["sft"]["overall"])(json.load(open(os.path.join(d, "summary.json")))) for d in dirs]
+        drawn[name] = (list(range(1, steps + 1)), accuracy, gains)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    for i, (name, (steps, accuracy, gains)) in enumerate(drawn.items()):
+        window = min(5, len(accuracy))
+        left.plot(steps[window - 1:], np.convolve(accuracy, np.ones(window) / window, mode="valid"), label=name, color=f"C{i}")
+        right.bar(i, np.mean(gains), color=f"C{i}", alpha=0.35)
+        right.scatter([i] * len(gains), gains, color=f"C{i}", s=18, zorder=3)
+    seeds = max(len(dirs) for dirs in runs.values())
+    left.set(title=f"training accuracy, mean of {seeds} seed(s), running mean of 5 steps", xlabel="RL step", ylabel="reward/accuracy")
+    left.legend(fontsize=8)
+    right.axhline(0, color="black", linewidth=0.8)
+    right.set_xticks(range(len(drawn)), list(drawn), rotation=30, ha="right", fontsize=8)
+    right.set(title="held-out RL - SFT (dots: seeds, bar: mean)", ylabel="overall score change")
+    fig.tight_layout()
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+    return drawn
 
 
 def ablation_table(runs):

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import eval as evaluation
@@ -180,6 +181,25 @@ def test_ablation_table_means_and_stds(tmp_path):
     assert "0.625 ± 0.000 -> 0.250 ± 0.000" in table  # DA: vanishing advantage before -> after
     assert "| 0.100 ± 0.000 | 0.250 ± 0.000 | - |" in table  # T-GRPO: the gap, then its bonus changed a quarter of the groups
     assert table.splitlines()[-1].endswith("| - | - | 0.500 ± 0.000 |")  # Reg-GRPO, 2 updates: the regression acts on half of them
+
+
+def test_ablation_plot_means_over_seeds_and_gains_per_seed(tmp_path):
+    """The figure's numbers: training accuracy averaged over seeds step by step (cut at the shortest run),
+    held-out gains against each seed's own start."""
+    runs = {}
+    for name, accuracies, (sft, rl) in (("grpo", ([0.2, 0.4, 0.6], [0.4, 0.6]), ([0.5, 0.7], [0.6, 0.6])), ("rloo", ([0.5, 0.5], [0.1, 0.3]), ([0.5, 0.7], [0.5, 0.9]))):
+        for seed, accuracy in enumerate(accuracies):
+            d = tmp_path / f"{name}-{seed}"
+            os.makedirs(d)
+            json.dump({"sft": {"overall": sft[seed]}, "rl": {"overall": rl[seed]}}, open(d / "summary.json", "w"))
+            with open(d / "metrics.jsonl", "w") as f:
+                f.writelines(json.dumps({"step": k + 1, "reward/accuracy": a}) + "\n" for k, a in enumerate(accuracy))
+            runs.setdefault(name, []).append(str(d))
+    drawn = evaluation.ablation_plot(runs, str(tmp_path / "ablation.png"))
+    steps, accuracy, gains = drawn["grpo"]
+    assert steps == [1, 2] and np.allclose(accuracy, [0.3, 0.5]) and np.allclose(gains, [0.1, -0.1])
+    assert np.allclose(drawn["rloo"][1], [0.3, 0.4]) and np.allclose(drawn["rloo"][2], [0.0, 0.2])
+    assert os.path.getsize(tmp_path / "ablation.png") > 5000
 
 
 def test_family_table_means_over_seeds(tmp_path):
