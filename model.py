@@ -334,7 +334,7 @@ def keep_freed_memory(device) -> bool:
     at first touch: `bench.py profile` counted 7.0M page faults and 19 s of system time beside 41 s of
     user time, and the RL step went from 5.9 s to 3.4 s with this setting (README, "Speed"). With mmap
     off, large blocks come from the heap and stay there after free (up to KEEP_FREED_BYTES at its top),
-    so the next step reuses them; the price is that the process keeps its peak memory (+0.5 GiB here).
+    so the next step reuses them; the price is that the process keeps its peak memory (+0.3 GiB in the profile).
     Nothing computed changes: only where the bytes live. Only on the CPU (a GPU run's host memory
     would keep the peak of loading a checkpoint) and only on Linux with glibc; returns whether it was
     applied. Process-wide and idempotent."""
