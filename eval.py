@@ -334,7 +334,8 @@ def ablation_plot(runs, png):
         curves = [[json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))] for d in dirs]
         steps = min(len(c) for c in curves)  # seeds cut at the shortest run
         accuracy = np.mean([[line.get("reward/accuracy", np.nan) for line in c[:steps]] for c in curves], axis=0)  # [steps]
-        gains = [(lambda s: s["rl"]["overall"] - s["sft"]["overall"])(json.load(open(os.path.join(d, "summary.json")))) for d in dirs]
+        summaries = [json.load(open(os.path.join(d, "summary.json"))) for d in dirs]
+        gains = [s["rl"]["overall"] - s["sft"]["overall"] for s in summaries]  # each run against its own seed's start
         drawn[name] = (list(range(1, steps + 1)), accuracy, gains)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     for i, (name, (steps, accuracy, gains)) in enumerate(drawn.items()):

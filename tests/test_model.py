@@ -393,7 +393,8 @@ def test_nucleus_sampler_skips_finished_rows_sorts_and_samples_the_same_tokens(l
 def test_keep_freed_memory_reuses_large_blocks_without_page_faults():
     """A 64 MiB tensor allocated and freed, again and again: under glibc's default each one is fresh mmap'd
     memory, page-faulted in 4 KiB at a time (16,384 faults); after model.keep_freed_memory it is the freed
-    block again (next to no faults once the allocator has settled: four blocks measured after four). Each case in a process of its own: the setting is process-wide."""
+    block again (next to no faults once the allocator has settled: four blocks measured after four). Each
+    case in a process of its own: the setting is process-wide."""
     code = f"""
 import resource, sys, torch
 sys.path.insert(0, {str(ROOT)!r})
