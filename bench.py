@@ -25,14 +25,14 @@ Sections: 1. settings  2. measuring memory and time  3. workers  4. the table  5
 7. learning signal (groups)  8. CLI
 """
 
+import dataclasses
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
-import dataclasses
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -185,7 +185,9 @@ def worker_logprob(variant, G, T):
     record, budget = bench_record("video"), processor.video_processor.size
     visual = data.load_visual(record, 4, budget["shortest_edge"], budget["longest_edge"])
     text = data.prompt_text(processor, record)
-    completions = torch.randint(0, model_lib.NUM_BPE_TOKENS, (G, T), generator=torch.Generator().manual_seed(0))  # [G, T]
+    completions = torch.randint(
+        0, model_lib.NUM_BPE_TOKENS, (G, T), generator=torch.Generator().manual_seed(0)
+    )  # [G, T]
     if variant == "ours":
         prompt = data.processor_inputs(processor, [text], [visual])
         policy = model_lib.LogProbs(model)  # the chunk size train.py uses (--logprob_chunk 256)
@@ -200,8 +202,12 @@ def worker_logprob(variant, G, T):
     if variant == "ours":
         logp = policy([(prompt, completions)])  # [G, T]
     else:
-        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids), mm_token_type_ids=token_types, use_cache=False, **extra).logits  # [G, P+T, V]
-        logp = torch.log_softmax(logits[:, P - 1 : P + T - 1].float(), -1).gather(-1, completions[..., None]).squeeze(-1)  # [G, T]
+        logits = model(
+            input_ids=ids, attention_mask=torch.ones_like(ids), mm_token_type_ids=token_types, use_cache=False, **extra
+        ).logits  # [G, P+T, V]
+        logp = (
+            torch.log_softmax(logits[:, P - 1 : P + T - 1].float(), -1).gather(-1, completions[..., None]).squeeze(-1)
+        )  # [G, T]
         del logits
     logp.mean().backward()
     seconds = time.perf_counter() - t0
@@ -272,7 +278,9 @@ class OurTrainer:
         policy = model_lib.LogProbs(model, args.logprob_chunk)
         optimizer, scheduler = train.optimizer_and_schedule(policy, args)
         self.policy, self.optimizer, self.scheduler = self.accelerator.prepare(policy, optimizer, scheduler)
-        self.ref = train.reference_logprobs(self.accelerator, self.policy, None, lambda: model_lib.load_model(MODEL_DIR), args)  # None when beta is 0
+        self.ref = train.reference_logprobs(
+            self.accelerator, self.policy, None, lambda: model_lib.load_model(MODEL_DIR), args
+        )  # None when beta is 0
         self.model = self.accelerator.unwrap_model(self.policy).model
         self.state = train.TrainState(args.da_window)
 
@@ -284,13 +292,21 @@ class OurTrainer:
         import train
 
         t0 = time.perf_counter()
-        size = self.processor.video_processor.size if record["data_type"] == "video" else self.processor.image_processor.size
+        size = (
+            self.processor.video_processor.size
+            if record["data_type"] == "video"
+            else self.processor.image_processor.size
+        )
         budget = (self.pixels, self.pixels) if self.pixels else (size["shortest_edge"], size["longest_edge"])
         visual = data.load_visual(record, args.num_frames, *budget)
         timing = {"generate": 0.0, "score": 0.0, "logprob": 0.0, "update": 0.0}
-        groups, _ = train.collect_rollouts(self.model, self.processor, [(record, visual, torch.Generator().manual_seed(0))], None, args, timing)
+        groups, _ = train.collect_rollouts(
+            self.model, self.processor, [(record, visual, torch.Generator().manual_seed(0))], None, args, timing
+        )
         mb = train.rollout_tensors(groups, self.ref, args, self.accelerator, timing, self.policy)
-        train.optimizer_updates(self.accelerator, self.policy, self.optimizer, self.scheduler, [mb], args, self.state, timing)
+        train.optimizer_updates(
+            self.accelerator, self.policy, self.optimizer, self.scheduler, [mb], args, self.state, timing
+        )
         return time.perf_counter() - t0, groups[0].mask.sum(1).float().mean().item()
 
 
@@ -363,12 +379,20 @@ def worker_grpo_trl(G, T, warmup, steps, pixels, beta, learning_rate):
     baseline = reset_peak()
     record, visual = image_prompt(pixels)
     picture = Image.fromarray(visual.frames[0].permute(1, 2, 0).numpy())  # the very pixels our side gets
-    row = {"prompt": data.build_messages(record), "image": picture, "solution": record["solution"], "problem_type": record["problem_type"]}
+    row = {
+        "prompt": data.build_messages(record),
+        "image": picture,
+        "solution": record["solution"],
+        "problem_type": record["problem_type"],
+    }
     dataset = Dataset.from_list([row] * (warmup + steps))
 
     def reward(completions, solution, problem_type, **kwargs):  # train.score_group's accuracy + format
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return [rewards.accuracy_reward(t, s, p) + rewards.format_reward(t) for t, s, p in zip(texts, solution, problem_type)]
+        return [
+            rewards.accuracy_reward(t, s, p) + rewards.format_reward(t)
+            for t, s, p in zip(texts, solution, problem_type)
+        ]
 
     class StepClock(TrainerCallback):
         def __init__(self):
@@ -403,7 +427,13 @@ def worker_grpo_trl(G, T, warmup, steps, pixels, beta, learning_rate):
             "mean_length": sum(measured) / len(measured) if measured else float("nan"), "trl": __import__("trl").__version__}  # fmt: skip
 
 
-WORKERS = {"logprob": worker_logprob, "rollout": worker_rollout, "step": worker_step, "grpo_ours": worker_grpo_ours, "grpo_trl": worker_grpo_trl}
+WORKERS = {
+    "logprob": worker_logprob,
+    "rollout": worker_rollout,
+    "step": worker_step,
+    "grpo_ours": worker_grpo_ours,
+    "grpo_trl": worker_grpo_trl,
+}
 
 
 # -----------------------------------------------------------------------------
@@ -422,7 +452,9 @@ def run_worker(name, in_process=False, **kwargs):
         gc.collect()
         t0 = time.perf_counter()
         try:
-            with contextlib.redirect_stdout(io.StringIO()):  # TRL prints its logs; a subprocess's stdout is not shown either
+            with contextlib.redirect_stdout(
+                io.StringIO()
+            ):  # TRL prints its logs; a subprocess's stdout is not shown either
                 result = WORKERS[name](**kwargs)
         except Exception as e:  # report, as a failed subprocess would be
             return {"error": f"{name} worker raised {type(e).__name__}: {e}"}
@@ -434,7 +466,7 @@ def run_worker(name, in_process=False, **kwargs):
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": f"{name} worker exited {proc.returncode}: {tail}"}
-    result = json.loads(lines[-1][len("RESULT "):])
+    result = json.loads(lines[-1][len("RESULT ") :])
     return result | {"wall_s": time.perf_counter() - t0, "cpu_s": children_cpu_s() - cpu0}
 
 
@@ -480,36 +512,58 @@ def run_all(sizes, quick):
     def measure(name, in_process, **kwargs):  # run_worker, noting each worker's time
         result = run_worker(name, in_process, **kwargs)
         label = name + (f" {kwargs['variant']}" if "variant" in kwargs else "")
-        spent.append(f"{label} {result.get('wall_s', float('nan')):.0f} s" + (f" (CPU {result['cpu_s']:.0f} s)" if "cpu_s" in result else ""))
+        spent.append(
+            f"{label} {result.get('wall_s', float('nan')):.0f} s"
+            + (f" (CPU {result['cpu_s']:.0f} s)" if "cpu_s" in result else "")
+        )
         return result
 
     # 1. log-prob pass memory
     G, T = sizes.logprob_G, sizes.logprob_T
     res = {v: measure("logprob", quick, variant=v, G=G, T=T) for v in ("ours", "naive")}
     if any("error" in r for r in res.values()):
-        lines.append(row(f"1. log-prob pass peak memory (G={G}, T={T})", "-", "-", "-", f"<= {GOALS['logprob']}", "failed"))
+        lines.append(
+            row(f"1. log-prob pass peak memory (G={G}, T={T})", "-", "-", "-", f"<= {GOALS['logprob']}", "failed")
+        )
         notes += [r["error"] for r in res.values() if "error" in r]
     else:
         ratio = res["ours"]["peak_mib"] / res["naive"]["peak_mib"]
         lines.append(row(f"1. log-prob pass peak memory, fwd+bwd (G={G}, T={T}, V=151,936)", f"{res['ours']['peak_mib']:.0f} MiB",
                          f"{res['naive']['peak_mib']:.0f} MiB (naive fp32 log_softmax)", f"{ratio:.3f}", f"<= {GOALS['logprob']}", yes(ratio <= GOALS["logprob"])))  # fmt: skip
         logp_diff, grad_diff, grad_scale = compare_logprobs()
-        lines.append(row("1b. max abs diff of per-token log-probs", f"{logp_diff:.2e}", "", "", "<= 1e-5", yes(logp_diff <= 1e-5)))
-        lines.append(row("1c. max abs diff of parameter gradients", f"{grad_diff:.2e}", f"(largest gradient {grad_scale:.2e})", "", "reported", ""))
+        lines.append(
+            row(
+                "1b. max abs diff of per-token log-probs", f"{logp_diff:.2e}", "", "", "<= 1e-5", yes(logp_diff <= 1e-5)
+            )
+        )
+        lines.append(
+            row(
+                "1c. max abs diff of parameter gradients",
+                f"{grad_diff:.2e}",
+                f"(largest gradient {grad_scale:.2e})",
+                "",
+                "reported",
+                "",
+            )
+        )
         notes.append(f"1: pass time {res['ours']['seconds']:.1f} s (ours) vs {res['naive']['seconds']:.1f} s (naive)")
 
     # 2. rollout overhead
     G, T = sizes.rollout_G, sizes.rollout_T
     r = measure("rollout", quick, G=G, T=T, reps=sizes.rollout_reps)
     if "error" in r:
-        lines.append(row(f"2. rollout time (G={G}, {T} new tokens)", "-", "-", "-", f"<= {GOALS['rollout']}x", "failed"))
+        lines.append(
+            row(f"2. rollout time (G={G}, {T} new tokens)", "-", "-", "-", f"<= {GOALS['rollout']}x", "failed")
+        )
         notes.append(r["error"])
     else:
         ratio = r["ours_s"] / r["bare_s"]
         lines.append(row(f"2. rollout time, video prompt (G={G}, {T} new tokens, mean of {sizes.rollout_reps})", f"{r['ours_s']:.2f} s",
                          f"{r['bare_s']:.2f} s (bare generate)", f"{ratio:.3f}x", f"<= {GOALS['rollout']}x", yes(ratio <= GOALS["rollout"])))  # fmt: skip
-        notes.append(f"2: up to {r['new_tokens']} new tokens per completion; both sides sample the same distribution with different "
-                     "random numbers (tests/test_model.py::test_nucleus_sampler_draws_from_the_nucleus_distribution)")
+        notes.append(
+            f"2: up to {r['new_tokens']} new tokens per completion; both sides sample the same distribution with different "
+            "random numbers (tests/test_model.py::test_nucleus_sampler_draws_from_the_nucleus_distribution)"
+        )
 
     # 3. step time vs G
     Gs, T = sizes.step_Gs, sizes.step_T
@@ -522,7 +576,9 @@ def run_all(sizes, quick):
         ratio = large["step_s"] / small["step_s"]
         lines.append(row(f"3. step time, video prompt, G={Gs[1]} vs G={Gs[0]} ({T} new tokens, mean of {sizes.step_reps})",
                          f"{large['step_s']:.2f} s", f"{small['step_s']:.2f} s", f"{ratio:.2f}", f"<= {GOALS['step']:.0f}", yes(ratio <= GOALS["step"])))  # fmt: skip
-        notes.append(f"3: mean completion length {large['mean_length']:.1f} (G={Gs[1]}), {small['mean_length']:.1f} (G={Gs[0]}) tokens")
+        notes.append(
+            f"3: mean completion length {large['mean_length']:.1f} (G={Gs[1]}), {small['mean_length']:.1f} (G={Gs[0]}) tokens"
+        )
 
     # 4. against TRL
     kw = dict(G=sizes.trl_G, T=sizes.trl_T, warmup=sizes.trl_warmup, steps=sizes.trl_steps, pixels=sizes.image_pixels,
@@ -531,11 +587,15 @@ def run_all(sizes, quick):
                 f"{kw['warmup']} warm-up step(s) excluded, mean of {kw['steps']}")  # fmt: skip
     if not trl_available():
         lines.append(row("4. GRPO step vs TRL GRPOTrainer", "-", "-", "-", "<= 0.7x time, <= 1.0x memory", "skipped"))
-        notes.append(f"4: SKIPPED: trl is not installed. Install the pinned version with `pip install -r requirements-bench.txt` ({TRL_PIN}).")
+        notes.append(
+            f"4: SKIPPED: trl is not installed. Install the pinned version with `pip install -r requirements-bench.txt` ({TRL_PIN})."
+        )
     else:
         ours, trl = measure("grpo_ours", quick, **kw), measure("grpo_trl", quick, **kw)
         if "error" in ours or "error" in trl:
-            lines.append(row("4. GRPO step vs TRL GRPOTrainer", "-", "-", "-", "<= 0.7x time, <= 1.0x memory", "failed"))
+            lines.append(
+                row("4. GRPO step vs TRL GRPOTrainer", "-", "-", "-", "<= 0.7x time, <= 1.0x memory", "failed")
+            )
             notes += [x["error"] for x in (ours, trl) if "error" in x]
         else:
             t_ratio, m_ratio = ours["step_s"] / trl["step_s"], ours["peak_mib"] / trl["peak_mib"]
@@ -543,7 +603,9 @@ def run_all(sizes, quick):
                              f"{trl['step_s']:.2f} s", f"{t_ratio:.2f}x", f"<= {GOALS['trl_time']}x", yes(t_ratio <= GOALS["trl_time"])))  # fmt: skip
             lines.append(row("4b. GRPO peak memory above the imports", f"{ours['peak_mib']:.0f} MiB", f"{trl['peak_mib']:.0f} MiB",
                              f"{m_ratio:.2f}x", f"<= {GOALS['trl_memory']}x", yes(m_ratio <= GOALS["trl_memory"])))  # fmt: skip
-            notes.append(f"4: {settings}; mean completion length {ours['mean_length']:.1f} (ours), {trl['mean_length']:.1f} (TRL) tokens")
+            notes.append(
+                f"4: {settings}; mean completion length {ours['mean_length']:.1f} (ours), {trl['mean_length']:.1f} (TRL) tokens"
+            )
 
     print(f"\nbench.py{' --quick' if quick else ''}: tiny Qwen2.5-VL ({MODEL_DIR}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs\n")  # fmt: skip
@@ -551,12 +613,20 @@ def run_all(sizes, quick):
     print("\nFootnotes:")
     if quick:
         print("- --quick: toy sizes, every worker in this one process: the numbers only show that each path runs.")
-    print("- Peak memory: each variant in a fresh process; peak RSS (VmHWM, reset through /proc/self/clear_refs) minus the RSS")
-    print("  when the window opened: after loading model and inputs for 1, after the imports (so weights, reference model,")
+    print(
+        "- Peak memory: each variant in a fresh process; peak RSS (VmHWM, reset through /proc/self/clear_refs) minus the RSS"
+    )
+    print(
+        "  when the window opened: after loading model and inputs for 1, after the imports (so weights, reference model,"
+    )
     print("  optimizer and activations count) for 4.")
     print("- 2: ours = train.sample_group (prompt, processor, generate, mask, decode) + train.score_group (rewards);")
-    print("  the baseline is model.generate on ready processor inputs with the same seed. Video decoding is in neither.")
-    print("- 3, 4: ours = train.py's step (rollout, reference log-probs, loss, backward, clipping, AdamW step), one prompt.")
+    print(
+        "  the baseline is model.generate on ready processor inputs with the same seed. Video decoding is in neither."
+    )
+    print(
+        "- 3, 4: ours = train.py's step (rollout, reference log-probs, loss, backward, clipping, AdamW step), one prompt."
+    )
     for note in notes:
         print(f"- {note}")
     print(f"- wall time per worker: {', '.join(spent)}")
@@ -591,7 +661,15 @@ def param_counts(c):
     embeddings = c["vocab"] * h * (1 if c["tied"] else 2) + h  # + final norm
     w, vi, m = VISION["width"], VISION["inter"], VISION["merge"] ** 2
     vblock = (w * 3 * w + 3 * w) + (w * w + w) + 2 * (w * vi + vi) + (vi * w + w) + 2 * w
-    vision = 3 * VISION["temporal"] * VISION["patch"] ** 2 * w + VISION["depth"] * vblock + w + (m * w) ** 2 + m * w + m * w * h + h
+    vision = (
+        3 * VISION["temporal"] * VISION["patch"] ** 2 * w
+        + VISION["depth"] * vblock
+        + w
+        + (m * w) ** 2
+        + m * w
+        + m * w * h
+        + h
+    )
     return c["layers"] * block, embeddings, vision
 
 
@@ -613,8 +691,20 @@ ROWS = [  # (key, label) of the memory plan's table
 ]  # fmt: skip
 
 
-def plan(name, setup, checkpointing, G=8, frames=16, T=768, prompt_text=150, max_pixels=768 * 28 * 28, lora_rank=64, gpus=8,
-         frozen_vision=False, reference=True):
+def plan(
+    name,
+    setup,
+    checkpointing,
+    G=8,
+    frames=16,
+    T=768,
+    prompt_text=150,
+    max_pixels=768 * 28 * 28,
+    lora_rank=64,
+    gpus=8,
+    frozen_vision=False,
+    reference=True,
+):
     """Bytes per GPU of each item of one configuration (keys of ROWS); the assumptions are in `memory_plan`.
     gpus > 1: full fine-tuning shards weights, gradients, AdamW state and the reference (ZeRO-3 / FSDP);
     gpus == 1: one GPU holds everything (bench.py gpu's setting)."""
@@ -631,8 +721,14 @@ def plan(name, setup, checkpointing, G=8, frames=16, T=768, prompt_text=150, max
     frozen = (vision - merger) if frozen_vision else 0  # the ViT without its merger (train.py's --freeze_vision)
     if setup == "full":  # fp32 master weights, fp32 gradients, fp32 m and v: 16 bytes per trainable parameter
         trainable = P - frozen
-        out.update(weights=4 * P / gpus, grads=4 * trainable / gpus, optimizer=8 * trainable / gpus,
-                   reference=2 * P / gpus if reference else 0, gathered=2 * 1e9 if gpus > 1 else 0, casts=2 * trainable if gpus == 1 else 0)
+        out.update(
+            weights=4 * P / gpus,
+            grads=4 * trainable / gpus,
+            optimizer=8 * trainable / gpus,
+            reference=2 * P / gpus if reference else 0,
+            gathered=2 * 1e9 if gpus > 1 else 0,
+            casts=2 * trainable if gpus == 1 else 0,
+        )
     else:
         lora = L * lora_rank * (4 * h + 2 * (h + kv) + 3 * (h + c["inter"]))  # A and B of q, o, k, v, gate, up, down
         out.update(weights=2 * P, grads=4 * lora, optimizer=12 * lora, reference=0, gathered=0, casts=0)
@@ -641,17 +737,27 @@ def plan(name, setup, checkpointing, G=8, frames=16, T=768, prompt_text=150, max
     patches = vt * VISION["merge"] ** 2
     vision_layer = 2 * (7 * VISION["width"] + 4 * VISION["inter"]) * patches
     if setup == "full" and not frozen_vision:  # the tower is trained
-        out["vision_act"] = (2 * VISION["width"] * patches * VISION["depth"] + vision_layer) if checkpointing else vision_layer * VISION["depth"]
+        out["vision_act"] = (
+            (2 * VISION["width"] * patches * VISION["depth"] + vision_layer)
+            if checkpointing
+            else vision_layer * VISION["depth"]
+        )
     else:  # frozen: nothing kept for the backward
         out["vision_act"] = 0
     out["head_ours"] = 3 * 256 * V * 4 + 2 * G * T * h
     out["head_naive"] = G * S * V * 2 + 3 * G * T * V * 4  # bf16 logits everywhere; fp32 copy, log_softmax, gradient
-    common = sum(out[k] for k in ("weights", "grads", "optimizer", "reference", "gathered", "casts", "llm_act", "vision_act"))
+    common = sum(
+        out[k] for k in ("weights", "grads", "optimizer", "reference", "gathered", "casts", "llm_act", "vision_act")
+    )
     out["total_ours"], out["total_naive"] = common + out["head_ours"], common + out["head_naive"]
     # Rollouts: no gradients (freed by zero_grad), the KV cache of G rows, and one layer's no-grad activations of the
     # log-prob passes (old policy, reference) over all G rows
     out["kv_cache"] = G * S * L * 2 * kv * 2
-    out["rollout_total"] = sum(out[k] for k in ("weights", "optimizer", "reference", "gathered", "casts", "kv_cache")) + per_layer + out["head_ours"]
+    out["rollout_total"] = (
+        sum(out[k] for k in ("weights", "optimizer", "reference", "gathered", "casts", "kv_cache"))
+        + per_layer
+        + out["head_ours"]
+    )
     return out
 
 
@@ -718,7 +824,13 @@ Assumptions:
 QWEN25_VL_3B = dict(hidden_size=2048, intermediate_size=11008, num_layers=36, num_heads=16, num_kv_heads=2, mrope_section=(16, 24, 24),
                     max_position_embeddings=128000, vision_depth=32, vision_hidden_size=1280, vision_heads=16,
                     vision_intermediate_size=3420, fullatt_block_indexes=(7, 15, 23, 31))  # fmt: skip
-GPU_ALGOS = [("sft", {}), ("grpo", {}), ("t_grpo", {}), ("reg_grpo", {}), ("grpo+lora", {"lora_r": 64, "lora_alpha": 128})]
+GPU_ALGOS = [
+    ("sft", {}),
+    ("grpo", {}),
+    ("t_grpo", {}),
+    ("reg_grpo", {}),
+    ("grpo+lora", {"lora_r": 64, "lora_alpha": 128}),
+]
 # Generate calls of one step per algorithm (T-GRPO also samples G/2 shuffled rows; LoRA's extra matmuls cost
 # ~30% per token), to fit the completion length into the time budget
 GENERATE_CALLS = {"sft": 0, "grpo": 1, "t_grpo": 2, "reg_grpo": 1, "grpo+lora": 1.3}
@@ -728,7 +840,6 @@ def probe_rewards(group):
     """The share of even token ids among each completion's tokens [G]. A random model earns no accuracy or
     format reward, so every group's rewards would be equal, its advantages 0, and no update would move a
     weight; this reward varies within a group, so the policy-gradient path really runs."""
-    import torch
 
     even = (group.completion_ids % 2 == 0) & group.mask  # [G, T]
     return even.sum(1).float() / group.mask.sum(1).clamp(min=1)  # [G]
@@ -747,7 +858,9 @@ def gpu_prompts(n, frames, height, width, min_pixels, max_pixels, seed=0):
     for i in range(n):
         pixels, fields, _ = data.synth_sample("direction", rng, cfg, as_image=False)
         record = {**fields, "problem_id": f"gpu-check-{i}", "data_type": "video", "_media": "(in memory)"}
-        visual = data.video_visual(torch.from_numpy(pixels).permute(0, 3, 1, 2), cfg.fps, frames, range(frames), min_pixels, max_pixels)
+        visual = data.video_visual(
+            torch.from_numpy(pixels).permute(0, 3, 1, 2), cfg.fps, frames, range(frames), min_pixels, max_pixels
+        )
         prompts.append((record, visual, torch.Generator().manual_seed(i)))
     return prompts
 
@@ -763,36 +876,84 @@ def gpu_check(argv):
     import model as model_lib
     import train
 
-    parser = argparse.ArgumentParser(prog="bench.py gpu", description="Every algorithm for a few steps on a random Qwen2.5-VL-3B (no download), "
-                                     "with step times, peak GPU memory against `bench.py memory`'s plan, and whether the weights moved.",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="bench.py gpu",
+        description="Every algorithm for a few steps on a random Qwen2.5-VL-3B (no download), "
+        "with step times, peak GPU memory against `bench.py memory`'s plan, and whether the weights moved.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     parser.add_argument("--steps", type=int, default=2, help="steps per algorithm (the first includes CUDA warm-up)")
-    parser.add_argument("--max_new_tokens", type=int, default=768, help="completion length (a random model never stops: every row is full length); lowered to fit --budget_s")
-    parser.add_argument("--budget_s", type=float, default=420, help="seconds the whole check may take; the completion length is cut to fit it")
-    parser.add_argument("--scaled_down", action="store_true", help="the built-in tiny model's sizes, G = 2, 8 tokens, on the CPU if there is no GPU: the script's own smoke test")
+    parser.add_argument(
+        "--max_new_tokens",
+        type=int,
+        default=768,
+        help="completion length (a random model never stops: every row is full length); lowered to fit --budget_s",
+    )
+    parser.add_argument(
+        "--budget_s",
+        type=float,
+        default=420,
+        help="seconds the whole check may take; the completion length is cut to fit it",
+    )
+    parser.add_argument(
+        "--scaled_down",
+        action="store_true",
+        help="the built-in tiny model's sizes, G = 2, 8 tokens, on the CPU if there is no GPU: the script's own smoke test",
+    )
     opts = parser.parse_args(argv)
     t_start = time.perf_counter()
     cuda = torch.cuda.is_available()
     if not cuda and not opts.scaled_down:
-        raise SystemExit("bench.py gpu: no CUDA GPU here. It checks a random Qwen2.5-VL-3B on one GPU (80-140 GB); "
-                         "`python bench.py gpu --scaled_down` runs the same script at the tiny model's sizes on the CPU")
+        raise SystemExit(
+            "bench.py gpu: no CUDA GPU here. It checks a random Qwen2.5-VL-3B on one GPU (80-140 GB); "
+            "`python bench.py gpu --scaled_down` runs the same script at the tiny model's sizes on the CPU"
+        )
     device = torch.device("cuda" if cuda else "cpu")
     if opts.scaled_down:
-        dims, G, T, frames, (height, width), (min_pixels, max_pixels) = {}, 2, min(8, opts.max_new_tokens), 4, (56, 112), (56 * 56, 56 * 112)
+        dims, G, T, frames, (height, width), (min_pixels, max_pixels) = (
+            {},
+            2,
+            min(8, opts.max_new_tokens),
+            4,
+            (56, 112),
+            (56 * 56, 56 * 112),
+        )
     else:
-        dims, G, T, frames, (height, width), (min_pixels, max_pixels) = QWEN25_VL_3B, 8, opts.max_new_tokens, 16, (224, 448), (4 * 28 * 28, 128 * 28 * 28)
+        dims, G, T, frames, (height, width), (min_pixels, max_pixels) = (
+            QWEN25_VL_3B,
+            8,
+            opts.max_new_tokens,
+            16,
+            (224, 448),
+            (4 * 28 * 28, 128 * 28 * 28),
+        )
     config = model_lib.tiny_config(**dims)
     processor = model_lib.build_processor(min_pixels=min_pixels, max_pixels=max_pixels)
     prompts = gpu_prompts(opts.steps, frames, height, width, min_pixels, max_pixels)
-    video_tokens = int(prompts[0][1].frames.shape[0] // 2 * prompts[0][1].frames.shape[-2] * prompts[0][1].frames.shape[-1] // 28**2)
+    video_tokens = int(
+        prompts[0][1].frames.shape[0] // 2 * prompts[0][1].frames.shape[-2] * prompts[0][1].frames.shape[-1] // 28**2
+    )
     dtype = "auto" if cuda else "fp32"
 
     def settings(name, extra, max_new_tokens):
         algo = name.split("+")[0]
-        return train.Args(algo=algo, model="(random weights)", dtype=dtype, num_generations=G, num_shuffled=G // 2, max_completion_length=max_new_tokens,
-                          num_frames=frames, batch_size=1, max_steps=opts.steps, gradient_checkpointing=True, freeze_vision=True,
-                          learning_rate=1e-5 if algo == "sft" else 1e-6, beta=(0.1 if algo == "reg_grpo" else 0.04) if algo != "sft" else 0.0,
-                          output_dir=os.path.join(OUT_DIR, "gpu"), **extra)
+        return train.Args(
+            algo=algo,
+            model="(random weights)",
+            dtype=dtype,
+            num_generations=G,
+            num_shuffled=G // 2,
+            max_completion_length=max_new_tokens,
+            num_frames=frames,
+            batch_size=1,
+            max_steps=opts.steps,
+            gradient_checkpointing=True,
+            freeze_vision=True,
+            learning_rate=1e-5 if algo == "sft" else 1e-6,
+            beta=(0.1 if algo == "reg_grpo" else 0.04) if algo != "sft" else 0.0,
+            output_dir=os.path.join(OUT_DIR, "gpu"),
+            **extra,
+        )
 
     accelerator = train.new_accelerator(settings("grpo", {}, T))
     compute = train.compute_dtype(settings("grpo", {}, T))
@@ -818,10 +979,15 @@ def gpu_check(argv):
             model.to(compute)
         return model
 
-    print(f"bench.py gpu: {torch.cuda.get_device_name() if cuda else 'CPU (scaled down)'}, torch {torch.__version__}, "
-          f"compute {str(compute).removeprefix('torch.')} over fp32 master weights, gradient checkpointing, vision encoder frozen")
-    print(f"model: {'Qwen2.5-VL-3B dimensions' if dims else 'tiny dimensions'}, random weights; G = {G}, {frames} frames of {height}x{width} "
-          f"({video_tokens} video tokens), batch 1 prompt, {opts.steps} steps per algorithm", flush=True)
+    print(
+        f"bench.py gpu: {torch.cuda.get_device_name() if cuda else 'CPU (scaled down)'}, torch {torch.__version__}, "
+        f"compute {str(compute).removeprefix('torch.')} over fp32 master weights, gradient checkpointing, vision encoder frozen"
+    )
+    print(
+        f"model: {'Qwen2.5-VL-3B dimensions' if dims else 'tiny dimensions'}, random weights; G = {G}, {frames} frames of {height}x{width} "
+        f"({video_tokens} video tokens), batch 1 prompt, {opts.steps} steps per algorithm",
+        flush=True,
+    )
 
     if cuda and not opts.scaled_down:  # the completion length that fits the budget: time 32 tokens of G rows first
         model = build(False)
@@ -837,12 +1003,21 @@ def gpu_check(argv):
         gc.collect()
         torch.cuda.empty_cache()
         calls = sum(GENERATE_CALLS.values()) * opts.steps
-        spare = opts.budget_s - (time.perf_counter() - t_start) - 25 * len(GPU_ALGOS)  # ~25 s per algorithm for building, log-probs, updates
+        spare = (
+            opts.budget_s - (time.perf_counter() - t_start) - 25 * len(GPU_ALGOS)
+        )  # ~25 s per algorithm for building, log-probs, updates
         fits = int(spare / (calls * per_token))
         if fits < T:
             T = max(32, fits)
-        print(f"generation: {per_token * 1000:.1f} ms per token for {G} rows; {calls:g} generate calls in all -> completions of {T} tokens"
-              + ("" if T == opts.max_new_tokens else f" (cut from {opts.max_new_tokens} to fit --budget_s {opts.budget_s:g})"), flush=True)
+        print(
+            f"generation: {per_token * 1000:.1f} ms per token for {G} rows; {calls:g} generate calls in all -> completions of {T} tokens"
+            + (
+                ""
+                if T == opts.max_new_tokens
+                else f" (cut from {opts.max_new_tokens} to fit --budget_s {opts.budget_s:g})"
+            ),
+            flush=True,
+        )
 
     plan_cache = {}
     rows = []
@@ -859,7 +1034,13 @@ def gpu_check(argv):
         optimizer, scheduler = train.optimizer_and_schedule(policy, args)
         policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
         unwrapped = accelerator.unwrap_model(policy).model
-        ref = train.reference_logprobs(accelerator, policy, peft_model, lambda: copy.deepcopy(unwrapped).to(compute).eval(), args) if args.algo != "sft" else None
+        ref = (
+            train.reference_logprobs(
+                accelerator, policy, peft_model, lambda: copy.deepcopy(unwrapped).to(compute).eval(), args
+            )
+            if args.algo != "sft"
+            else None
+        )
         trainable = {n: p.detach().clone() for n, p in unwrapped.named_parameters() if p.requires_grad}
         state = train.TrainState(args.da_window)
         times, peaks = [], {"rollout": 0.0, "update": 0.0}
@@ -872,7 +1053,9 @@ def gpu_check(argv):
                 if args.algo == "sft":
                     groups = [train.sft_group(processor, record, visual, device)]
                 else:
-                    groups, _ = train.collect_rollouts(unwrapped, processor, [(record, visual, generator)], None, args, timing)
+                    groups, _ = train.collect_rollouts(
+                        unwrapped, processor, [(record, visual, generator)], None, args, timing
+                    )
                     for group in groups:
                         group.rewards = probe_rewards(group).cpu()
                 sync()
@@ -882,40 +1065,83 @@ def gpu_check(argv):
             t2 = time.perf_counter()
             peaks["rollout"] = max(peaks["rollout"], peak_gib())
             reset_peak()
-            loss, _, grad_norm = train.optimizer_updates(accelerator, policy, optimizer, scheduler, [mb], args, state, timing)
+            loss, _, grad_norm = train.optimizer_updates(
+                accelerator, policy, optimizer, scheduler, [mb], args, state, timing
+            )
             sync()
             t3 = time.perf_counter()
             peaks["update"] = max(peaks["update"], peak_gib())
-            times.append({"generate": t1 - t0, "logprob": t2 - t1, "update": t3 - t2, "tokens": int(groups[0].mask.sum(1).max()), "grad_norm": grad_norm})
-        moved = {n: (p.detach() - trainable[n]).abs().max().item() for n, p in unwrapped.named_parameters() if n in trainable}
+            times.append(
+                {
+                    "generate": t1 - t0,
+                    "logprob": t2 - t1,
+                    "update": t3 - t2,
+                    "tokens": int(groups[0].mask.sum(1).max()),
+                    "grad_norm": grad_norm,
+                }
+            )
+        moved = {
+            n: (p.detach() - trainable[n]).abs().max().item() for n, p in unwrapped.named_parameters() if n in trainable
+        }
         still = sum(1 for v in moved.values() if v == 0)
         key = ("lora" if lora else "full", args.algo != "sft")
         if key not in plan_cache:
-            plan_cache[key] = plan("3B", "lora" if lora else "full", True, G=G if args.algo != "sft" else 1, frames=frames, T=T, gpus=1,
-                                   frozen_vision=True, max_pixels=max_pixels, reference=args.algo != "sft") if dims else None
+            plan_cache[key] = (
+                plan(
+                    "3B",
+                    "lora" if lora else "full",
+                    True,
+                    G=G if args.algo != "sft" else 1,
+                    frames=frames,
+                    T=T,
+                    gpus=1,
+                    frozen_vision=True,
+                    max_pixels=max_pixels,
+                    reference=args.algo != "sft",
+                )
+                if dims
+                else None
+            )
         predicted = plan_cache[key]
         last = times[-1]
         rows.append((name, last, times[0], peaks, predicted, len(moved) - still, len(moved), max(moved.values())))
-        print(f"{name}: step {len(times)}: generate {last['generate']:.1f} s, log-probs {last['logprob']:.1f} s, update {last['update']:.1f} s "
-              f"(step 1: {sum(times[0][k] for k in ('generate', 'logprob', 'update')):.1f} s); completions {last['tokens']} tokens; "
-              + (f"peak {peaks['rollout']:.1f} GiB rollout / {peaks['update']:.1f} GiB update" if cuda else "peak memory: no GPU")
-              + (f" (plan {predicted['rollout_total'] / GiB:.1f} / {predicted['total_ours'] / GiB:.1f})" if predicted else "")
-              + f"; {len(moved) - still} of {len(moved)} trainable tensors moved (max |dw| {max(moved.values()):.2e}), grad norm {last['grad_norm']:.3g}", flush=True)
+        print(
+            f"{name}: step {len(times)}: generate {last['generate']:.1f} s, log-probs {last['logprob']:.1f} s, update {last['update']:.1f} s "
+            f"(step 1: {sum(times[0][k] for k in ('generate', 'logprob', 'update')):.1f} s); completions {last['tokens']} tokens; "
+            + (
+                f"peak {peaks['rollout']:.1f} GiB rollout / {peaks['update']:.1f} GiB update"
+                if cuda
+                else "peak memory: no GPU"
+            )
+            + (
+                f" (plan {predicted['rollout_total'] / GiB:.1f} / {predicted['total_ours'] / GiB:.1f})"
+                if predicted
+                else ""
+            )
+            + f"; {len(moved) - still} of {len(moved)} trainable tensors moved (max |dw| {max(moved.values()):.2e}), grad norm {last['grad_norm']:.3g}",
+            flush=True,
+        )
         accelerator.free_memory(policy, optimizer, scheduler)
         del policy, optimizer, scheduler, unwrapped, ref, model, peft_model, trainable, mb, groups
         gc.collect()
         if cuda:
             torch.cuda.empty_cache()
 
-    print(f"\n| algorithm | generate s | log-probs s | update s | completion tokens | peak GiB rollout (plan) | peak GiB update (plan) | tensors moved |")
+    print(
+        "\n| algorithm | generate s | log-probs s | update s | completion tokens | peak GiB rollout (plan) | peak GiB update (plan) | tensors moved |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, last, first, peaks, predicted, n_moved, n_trainable, max_dw in rows:
         plan_r = f" ({predicted['rollout_total'] / GiB:.1f})" if predicted else ""
         plan_u = f" ({predicted['total_ours'] / GiB:.1f})" if predicted else ""
         rollout, update = (f"{peaks[k]:.1f}" if cuda else "-" for k in ("rollout", "update"))
-        print(f"| {name} | {last['generate']:.1f} | {last['logprob']:.1f} | {last['update']:.1f} | {last['tokens']} | {rollout}{plan_r} | "
-              f"{update}{plan_u} | {n_moved} / {n_trainable} (max {max_dw:.1e}) |")
-    print(f"\nwall time {time.perf_counter() - t_start:.0f} s; the last step of each algorithm; rewards are bench.py's probe reward (a random model earns none)")
+        print(
+            f"| {name} | {last['generate']:.1f} | {last['logprob']:.1f} | {last['update']:.1f} | {last['tokens']} | {rollout}{plan_r} | "
+            f"{update}{plan_u} | {n_moved} / {n_trainable} (max {max_dw:.1e}) |"
+        )
+    print(
+        f"\nwall time {time.perf_counter() - t_start:.0f} s; the last step of each algorithm; rewards are bench.py's probe reward (a random model earns none)"
+    )
     failed = [name for name, *_, n_moved, n_trainable, _ in rows if n_moved == 0]
     if failed:
         raise SystemExit(f"weights did not move: {', '.join(failed)}")
@@ -941,8 +1167,14 @@ def group_stats(groups):
             t["all_correct"] += int(min(accuracies) > CORRECT)
             t["all_wrong"] += int(max(accuracies) <= CORRECT)
             t["accuracy"] += sum(accuracies) / len(accuracies)
-    return {k: {"groups": t["groups"], **{f"{name}_frac": round(t[name] / t["groups"], 4) for name in ("zero_std", "all_correct", "all_wrong")},
-                "accuracy": round(t["accuracy"] / t["groups"], 4)} for k, t in table.items()}
+    return {
+        k: {
+            "groups": t["groups"],
+            **{f"{name}_frac": round(t[name] / t["groups"], 4) for name in ("zero_std", "all_correct", "all_wrong")},
+            "accuracy": round(t["accuracy"] / t["groups"], 4),
+        }
+        for k, t in table.items()
+    }
 
 
 def groups(args):
@@ -961,16 +1193,27 @@ def groups(args):
     for e in bad:
         print(f"bad record, skipped: {e}", file=sys.stderr)
     records = records[: args.limit] if args.limit else records
-    settings = train.Args(num_generations=args.num_generations, temperature=args.temperature, top_p=args.top_p,
-                          max_completion_length=args.max_new_tokens, regression_reward=args.regression_reward,
-                          regression_tolerance=args.regression_tolerance)
+    settings = train.Args(
+        num_generations=args.num_generations,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_completion_length=args.max_new_tokens,
+        regression_reward=args.regression_reward,
+        regression_tolerance=args.regression_tolerance,
+    )
     torch.manual_seed(args.seed)
     rows, unreadable = [], 0
     for start in tqdm(range(0, len(records), args.batch_size), desc="groups"):
         items = []
         for record in records[start : start + args.batch_size]:
             try:
-                items.append((record, data.load_visual(record, args.num_frames, size["shortest_edge"], size["longest_edge"]), None))
+                items.append(
+                    (
+                        record,
+                        data.load_visual(record, args.num_frames, size["shortest_edge"], size["longest_edge"]),
+                        None,
+                    )
+                )
             except data.SampleError as e:
                 print(f"unreadable, skipped: {e}", file=sys.stderr)
                 unreadable += 1
@@ -980,11 +1223,15 @@ def groups(args):
             rows.append((key, group.rewards.tolist(), group.accuracy))
     stats = group_stats(rows)
     stats["all"] = {**stats.get("all", {"groups": 0}), "unreadable": len(bad) + unreadable}
-    print(f"| {args.model}, G = {args.num_generations}, T = {args.temperature}, top-p {args.top_p} | groups | zero std | all correct | all wrong | accuracy |")
+    print(
+        f"| {args.model}, G = {args.num_generations}, T = {args.temperature}, top-p {args.top_p} | groups | zero std | all correct | all wrong | accuracy |"
+    )
     print("|---|---|---|---|---|---|")
     for key, t in stats.items():
         if t["groups"]:
-            print(f"| {key} | {t['groups']} | {t['zero_std_frac']:.3f} | {t['all_correct_frac']:.3f} | {t['all_wrong_frac']:.3f} | {t['accuracy']:.3f} |")
+            print(
+                f"| {key} | {t['groups']} | {t['zero_std_frac']:.3f} | {t['all_correct_frac']:.3f} | {t['all_wrong_frac']:.3f} | {t['accuracy']:.3f} |"
+            )
     print(json.dumps(stats))
 
 
@@ -994,20 +1241,39 @@ def groups_cli(argv):
 
     import train
 
-    g = argparse.ArgumentParser(prog="bench.py groups", description="G rollouts per record as in RL: how many groups have a learning signal "
-                                "(non-zero advantage), per question family", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = argparse.ArgumentParser(
+        prog="bench.py groups",
+        description="G rollouts per record as in RL: how many groups have a learning signal "
+        "(non-zero advantage), per question family",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     g.add_argument("--model", required=True, help="hub id or folder (a run's final/ works)")
     g.add_argument("--data", required=True, help="Video-R1-format JSON/JSONL file, e.g. the training file")
     g.add_argument("--limit", type=int, default=0, help="first N records only; 0: all")
-    g.add_argument("--num_generations", type=int, default=4, help="G, completions per record (train.py's tiny-model default)")
+    g.add_argument(
+        "--num_generations", type=int, default=4, help="G, completions per record (train.py's tiny-model default)"
+    )
     rollout = {f.name: f for f in dataclasses.fields(train.Args)}  # the RL step's own defaults, not copies
-    g.add_argument("--temperature", type=float, default=rollout["temperature"].default, help="sampling temperature (train.py's default)")
+    g.add_argument(
+        "--temperature",
+        type=float,
+        default=rollout["temperature"].default,
+        help="sampling temperature (train.py's default)",
+    )
     g.add_argument("--top_p", type=float, default=rollout["top_p"].default, help="nucleus (train.py's default)")
-    g.add_argument("--regression_reward", choices=rollout["regression_reward"].metadata["choices"], default=rollout["regression_reward"].default,
-                   help="as train.py's flag")
-    g.add_argument("--regression_tolerance", type=float, default=rollout["regression_tolerance"].default, help="as train.py's flag")
+    g.add_argument(
+        "--regression_reward",
+        choices=rollout["regression_reward"].metadata["choices"],
+        default=rollout["regression_reward"].default,
+        help="as train.py's flag",
+    )
+    g.add_argument(
+        "--regression_tolerance", type=float, default=rollout["regression_tolerance"].default, help="as train.py's flag"
+    )
     g.add_argument("--batch_size", type=int, default=8, help="records per generate call")
-    g.add_argument("--num_frames", type=int, default=4, help="frames per video (the tiny model's default; 16 for real checkpoints)")
+    g.add_argument(
+        "--num_frames", type=int, default=4, help="frames per video (the tiny model's default; 16 for real checkpoints)"
+    )
     g.add_argument("--max_new_tokens", type=int, default=64, help="tokens per completion (the tiny model's default)")
     g.add_argument("--seed", type=int, default=0, help="torch seed of the sampling")
     g.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)")
@@ -1036,7 +1302,9 @@ def decode_bench(reps=5):
                 stream.options = {"crf": "23", "x264-params": "keyint=30:min-keyint=30:bframes=2"}
                 for _ in range(n):
                     frame = np.repeat(np.repeat(rng.integers(0, 255, (14, 14, 3), dtype=np.uint8), 8, 0), 8, 1)
-                    for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                    for packet in stream.encode(
+                        av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+                    ):
                         container.mux(packet)
                 for packet in stream.encode():
                     container.mux(packet)
@@ -1069,14 +1337,28 @@ def profile(argv):
     import train
 
     parser = argparse.ArgumentParser(prog="bench.py profile", description=profile.__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=3, help="steps of each stage; the first is a warm-up and not counted")
-    parser.add_argument("--model", default="", help="the RL stage's start; default: the main job's cached SFT start (runs/sft-cold-start-*/final), else the random tiny model")
-    parser.add_argument("--batch_size", type=int, default=8, help="prompts per step (the main job's 8; smaller only for a smoke run)")
+    parser.add_argument(
+        "--steps", type=int, default=3, help="steps of each stage; the first is a warm-up and not counted"
+    )
+    parser.add_argument(
+        "--model",
+        default="",
+        help="the RL stage's start; default: the main job's cached SFT start (runs/sft-cold-start-*/final), else the random tiny model",
+    )
+    parser.add_argument(
+        "--batch_size", type=int, default=8, help="prompts per step (the main job's 8; smaller only for a smoke run)"
+    )
     parser.add_argument("--max_new_tokens", type=int, default=64, help="completion length (the main job's 64)")
-    parser.add_argument("--glibc_malloc", action="store_true", help="leave glibc's allocator as it is (the main job sets it with model.keep_freed_memory): the time that setting saves")
+    parser.add_argument(
+        "--glibc_malloc",
+        action="store_true",
+        help="leave glibc's allocator as it is (the main job sets it with model.keep_freed_memory): the time that setting saves",
+    )
     opts = parser.parse_args(argv)
     kept = not opts.glibc_malloc and model_lib.keep_freed_memory("cpu")
-    tiny, data_path = train.prepare_assets(train.parse_args(["--algo", "reg_grpo"]))  # data/tiny-qwen2.5-vl and data/synth, as the main job
+    tiny, data_path = train.prepare_assets(
+        train.parse_args(["--algo", "reg_grpo"])
+    )  # data/tiny-qwen2.5-vl and data/synth, as the main job
     starts = sorted(glob.glob(os.path.join(ROOT, "runs", "sft-cold-start-*", "final")))
     rl_start = opts.model or next((s for s in starts if "225x8" in s), starts[0] if starts else tiny)
     records, _ = data.load_records(data_path)
@@ -1094,13 +1376,20 @@ def profile(argv):
                 clock[key] = clock.get(key, 0.0) + time.perf_counter() - t0
                 if phase:
                     where.pop()
+
         return wrapper
 
     results = []
     for stage, start in (("sft", tiny), ("reg_grpo", rl_start)):
-        args = train.Args(**{**dataclasses.asdict(train.parse_args(["--algo", stage, "--model", start, "--data", data_path])),
-                             "batch_size": opts.batch_size, "max_completion_length": opts.max_new_tokens, "max_steps": opts.steps,
-                             "output_dir": os.path.join(OUT_DIR, "profile")})
+        args = train.Args(
+            **{
+                **dataclasses.asdict(train.parse_args(["--algo", stage, "--model", start, "--data", data_path])),
+                "batch_size": opts.batch_size,
+                "max_completion_length": opts.max_new_tokens,
+                "max_steps": opts.steps,
+                "output_dir": os.path.join(OUT_DIR, "profile"),
+            }
+        )
         torch.manual_seed(0)
         accelerator = train.new_accelerator(args)
         model, processor = model_lib.load(start, dtype=torch.float32, freeze_vision=args.freeze_vision)
@@ -1109,21 +1398,32 @@ def profile(argv):
         optimizer, scheduler = train.optimizer_and_schedule(policy, args)
         policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
         unwrapped = accelerator.unwrap_model(policy).model
-        ref = train.reference_logprobs(accelerator, policy, None, lambda: model_lib.load_model(start), args) if stage != "sft" else None
+        ref = (
+            train.reference_logprobs(accelerator, policy, None, lambda: model_lib.load_model(start), args)
+            if stage != "sft"
+            else None
+        )
         for m in [unwrapped] + ([ref.model] if ref is not None else []):
             head_forward = m.lm_head.forward
 
             def counted_head(hidden, head_forward=head_forward):
                 head_tokens["n"] += hidden.shape[:-1].numel()
                 return head_forward(hidden)
+
             m.lm_head.forward = timed("LM head", counted_head)
             m.model.language_model.forward = timed("transformer", m.model.language_model.forward)
             m.model.visual.forward = timed("vision tower", m.model.visual.forward)
         unwrapped.generate = timed("total", unwrapped.generate, "generate")
         saved = model_lib.NucleusSampler.__call__, data.load_visual, data.processor_inputs
         model_lib.NucleusSampler.__call__ = timed("sampling", saved[0])
-        data.load_visual, data.processor_inputs = timed("video decoding", saved[1], "data"), timed("processor", saved[2])
-        log_probs, updates = timed("total", train.rollout_tensors, "rollout log-probs"), timed("total", train.optimizer_updates, "update")
+        data.load_visual, data.processor_inputs = (
+            timed("video decoding", saved[1], "data"),
+            timed("processor", saved[2]),
+        )
+        log_probs, updates = (
+            timed("total", train.rollout_tensors, "rollout log-probs"),
+            timed("total", train.optimizer_updates, "update"),
+        )
         state = train.TrainState(args.da_window)
         for step in range(opts.steps):
             if step == 1:  # after the warm-up step
@@ -1132,8 +1432,16 @@ def profile(argv):
                 t_start = time.perf_counter()
             timing = {"generate": 0.0, "score": 0.0, "logprob": 0.0, "update": 0.0}
             size = processor.video_processor.size
-            prompts = [(r, data.load_visual(r, args.num_frames, size["shortest_edge"], size["longest_edge"]), torch.Generator().manual_seed(j))
-                       for j, r in enumerate(train.record_at(records, step * args.batch_size + j, args.seed) for j in range(args.batch_size))]
+            prompts = [
+                (
+                    r,
+                    data.load_visual(r, args.num_frames, size["shortest_edge"], size["longest_edge"]),
+                    torch.Generator().manual_seed(j),
+                )
+                for j, r in enumerate(
+                    train.record_at(records, step * args.batch_size + j, args.seed) for j in range(args.batch_size)
+                )
+            ]
             if stage == "sft":
                 groups = [train.sft_group(processor, r, v, accelerator.device) for r, v, _ in prompts]
             else:
@@ -1143,14 +1451,29 @@ def profile(argv):
         step_s = (time.perf_counter() - t_start) / (opts.steps - 1)
         model_lib.NucleusSampler.__call__, data.load_visual, data.processor_inputs = saved
         c = {k: v / (opts.steps - 1) for k, v in clock.items()}
-        parts = [("prompts: vision tower (each picture once, before generate)", c[("other", "vision tower")])] if c.get(("other", "vision tower")) else []
-        for phase, rest in (("generate", "everything else per token"), ("rollout log-probs", "the rest"), ("update", "backward + optimizer")):
+        parts = (
+            [("prompts: vision tower (each picture once, before generate)", c[("other", "vision tower")])]
+            if c.get(("other", "vision tower"))
+            else []
+        )
+        for phase, rest in (
+            ("generate", "everything else per token"),
+            ("rollout log-probs", "the rest"),
+            ("update", "backward + optimizer"),
+        ):
             total = c.get((phase, "total"), 0.0)
             if total < 0.005:
                 continue
-            inner = [(p, c.get((phase, p), 0.0)) for p in ("transformer", "LM head", "sampling", "vision tower") if c.get((phase, p))]
+            inner = [
+                (p, c.get((phase, p), 0.0))
+                for p in ("transformer", "LM head", "sampling", "vision tower")
+                if c.get((phase, p))
+            ]
             parts += [(f"{phase}: {p}", v) for p, v in inner] + [(f"{phase}: {rest}", total - sum(v for _, v in inner))]
-        parts += [("video decoding", c.get(("data", "video decoding"), 0.0)), ("processor (tokenise, patches)", sum(v for (ph, p), v in c.items() if p == "processor"))]
+        parts += [
+            ("video decoding", c.get(("data", "video decoding"), 0.0)),
+            ("processor (tokenise, patches)", sum(v for (ph, p), v in c.items() if p == "processor")),
+        ]
         D, V = unwrapped.config.text_config.hidden_size, unwrapped.lm_head.weight.shape[0]
         tokens = head_tokens["n"] / (opts.steps - 1)
         chunk, weight = torch.randn(256, D), unwrapped.lm_head.weight.detach()
@@ -1158,7 +1481,9 @@ def profile(argv):
         t0 = time.perf_counter()
         for _ in range(5):
             torch.mm(chunk, weight.T)
-        floor = (time.perf_counter() - t0) / 5 / 256 * tokens  # forward matmuls only; backward through the head costs twice more
+        floor = (
+            (time.perf_counter() - t0) / 5 / 256 * tokens
+        )  # forward matmuls only; backward through the head costs twice more
         results.append((stage, step_s, parts, tokens, 2 * D * V * tokens, floor, start))
         accelerator.free_memory(policy, optimizer, scheduler)
     print("| part | seconds per step | share of the step |\n|---|---|---|")
@@ -1166,9 +1491,13 @@ def profile(argv):
         print(f"| **{stage} step** | **{step_s:.2f}** | 100% |")
         for name, seconds in parts:
             print(f"| {stage} {name} | {seconds:.2f} | {seconds / step_s:.0%} |")
-        print(f"| {stage} LM head forward: {tokens:,.0f} rows x 151,936, {flops / 1e12:.3f} TFLOP | {floor:.2f} as 256-row fp32 matmuls | {floor / step_s:.0%} |")
-    print(f"\n{opts.steps - 1} step(s) timed per stage after a warm-up; RL from {results[-1][6]}; torch threads {torch.get_num_threads()}; "
-          f"freed memory {'kept by the allocator (model.keep_freed_memory)' if kept else 'returned to the kernel (glibc default)'}")
+        print(
+            f"| {stage} LM head forward: {tokens:,.0f} rows x 151,936, {flops / 1e12:.3f} TFLOP | {floor:.2f} as 256-row fp32 matmuls | {floor / step_s:.0%} |"
+        )
+    print(
+        f"\n{opts.steps - 1} step(s) timed per stage after a warm-up; RL from {results[-1][6]}; torch threads {torch.get_num_threads()}; "
+        f"freed memory {'kept by the allocator (model.keep_freed_memory)' if kept else 'returned to the kernel (glibc default)'}"
+    )
 
 
 # -----------------------------------------------------------------------------

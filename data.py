@@ -194,7 +194,12 @@ def question_text(record, hint=None):
 
 def build_messages(record, hint=None):
     """Chat messages for a record: one user turn with the video or image first, then the question."""
-    return [{"role": "user", "content": [{"type": record["data_type"]}, {"type": "text", "text": question_text(record, hint)}]}]
+    return [
+        {
+            "role": "user",
+            "content": [{"type": record["data_type"]}, {"type": "text", "text": question_text(record, hint)}],
+        }
+    ]
 
 
 def prompt_text(processor, record, hint=None):
@@ -247,7 +252,9 @@ def resize_frames(frames, min_pixels, max_pixels):
     h, w = fit_pixels(frames.shape[-2], frames.shape[-1], min_pixels, max_pixels)
     if (h, w) == tuple(frames.shape[-2:]):
         return frames
-    resized = torch.nn.functional.interpolate(frames.float(), size=(h, w), mode="bicubic", antialias=True, align_corners=False)
+    resized = torch.nn.functional.interpolate(
+        frames.float(), size=(h, w), mode="bicubic", antialias=True, align_corners=False
+    )
     return resized.round().clamp(0, 255).to(torch.uint8)
 
 
@@ -287,7 +294,11 @@ def decode_frames(path, num_frames):
     with av.open(path) as container:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 0)
-        packets = [(packet.pts, packet.is_keyframe) for packet in container.demux(stream) if packet.pts is not None and packet.size]
+        packets = [
+            (packet.pts, packet.is_keyframe)
+            for packet in container.demux(stream)
+            if packet.pts is not None and packet.size
+        ]
         times = sorted(pts for pts, _ in packets)
         keyframes = sorted(pts for pts, key in packets if key) or times[:1]
         total = len(times)
@@ -295,13 +306,18 @@ def decode_frames(path, num_frames):
             raise ValueError(f"video has no frames or no frame rate (frames={total}, fps={fps})")
         if stream.frames and stream.frames != total and path not in _WARNED_COUNTS:
             _WARNED_COUNTS.add(path)
-            print(f"{path}: the header says {stream.frames} frames, the file holds {total}; sampling from those", file=sys.stderr)
+            print(
+                f"{path}: the header says {stream.frames} frames, the file holds {total}; sampling from those",
+                file=sys.stderr,
+            )
         wanted = sample_indices(total, num_frames)
         picked, decoded, frames, last = {}, 0, None, None  # last: time of the frame decoded last
         for index in sorted(set(wanted)):
             target = times[index]
             keyframe = keyframes[max(0, bisect.bisect_right(keyframes, target) - 1)]
-            if frames is None or last is None or last >= target or keyframe > last:  # not ahead in the GOP being decoded
+            if (
+                frames is None or last is None or last >= target or keyframe > last
+            ):  # not ahead in the GOP being decoded
                 container.seek(target, stream=stream, backward=True, any_frame=False)  # to the keyframe at or before it
                 frames, last = container.decode(stream), None
             for frame in frames:
@@ -321,8 +337,14 @@ def video_visual(frames, fps, total, indices, min_pixels, max_pixels):
     from transformers.video_utils import VideoMetadata
 
     frames = resize_frames(frames, min_pixels, max_pixels)  # [F, 3, h, w]
-    metadata = VideoMetadata(total_num_frames=total, fps=fps, frames_indices=list(indices),
-                             height=frames.shape[-2], width=frames.shape[-1], duration=total / fps)
+    metadata = VideoMetadata(
+        total_num_frames=total,
+        fps=fps,
+        frames_indices=list(indices),
+        height=frames.shape[-2],
+        width=frames.shape[-1],
+        duration=total / fps,
+    )
     return Visual("video", frames, metadata)
 
 
@@ -343,7 +365,9 @@ def load_visual(record, num_frames, min_pixels, max_pixels):
             return load_video(record["_media"], num_frames, min_pixels, max_pixels)
         return load_image(record["_media"], min_pixels, max_pixels)
     except Exception as e:  # PyAV and PIL raise many types; the caller decides to skip or stop
-        raise SampleError(record_id(record, record.get("_index", "?")), record["_media"], f"cannot decode: {type(e).__name__}: {e}") from e
+        raise SampleError(
+            record_id(record, record.get("_index", "?")), record["_media"], f"cannot decode: {type(e).__name__}: {e}"
+        ) from e
 
 
 def thumbnails(frames, height=64):
@@ -402,8 +426,12 @@ def processor_inputs(processor, prompts, visuals):
     images = [v.frames[0] for v in visuals if v.kind == "image"]
     kwargs = {}
     if videos:
-        kwargs.update(videos=videos, video_metadata=[v.metadata for v in visuals if v.kind == "video"],
-                      do_sample_frames=False, cap_pixels_per_frame=False)
+        kwargs.update(
+            videos=videos,
+            video_metadata=[v.metadata for v in visuals if v.kind == "video"],
+            do_sample_frames=False,
+            cap_pixels_per_frame=False,
+        )
     if images:
         kwargs["images"] = images
     return processor(text=list(prompts), padding=True, return_tensors="pt", **kwargs)
@@ -511,7 +539,12 @@ def synth_sample(family, rng, cfg, as_image):
         objects = [[(shape, COLORS[color], p, p, thickness)] for p in pos]
         problem = f"In which direction does the {color} bar move?"
         options, answer = _options(DIRECTIONS), _letter(DIRECTIONS, direction)
-        where = {"left": ("right", "left"), "right": ("left", "right"), "up": ("bottom", "top"), "down": ("top", "bottom")}[direction]
+        where = {
+            "left": ("right", "left"),
+            "right": ("left", "right"),
+            "up": ("bottom", "top"),
+            "down": ("top", "bottom"),
+        }[direction]
         process = f"It goes from the {where[0]} to the {where[1]}: {direction}."
         signature = (family, direction, color, round(start))
     elif family == "order":
@@ -575,7 +608,7 @@ def synth_sample(family, rng, cfg, as_image):
         raise ValueError(f"unknown question family {family!r}")
 
     for _ in range(cfg.distractors):  # small grey circles in random places, the same in every frame
-        d = (("circle", DISTRACTOR, rng.uniform(0, W), rng.uniform(0, H), side * 0.08))
+        d = ("circle", DISTRACTOR, rng.uniform(0, W), rng.uniform(0, H), side * 0.08)
         for f in range(F):
             objects[f].insert(0, d)
 
@@ -620,7 +653,7 @@ def write_mp4(path, frames, fps):
 
 
 def parse_percents(text):
-    """"20,50,80" -> (20, 50, 80), the --size_percents of data.py and train.py; "" -> ()."""
+    """ "20,50,80" -> (20, 50, 80), the --size_percents of data.py and train.py; "" -> ()."""
     try:
         percents = tuple(int(p) for p in text.split(",") if p.strip())
     except ValueError:
@@ -655,8 +688,15 @@ def synth_split(out_dir, split, num, seed, cfg, avoid=frozenset()):
             Image.fromarray(frames[0]).save(os.path.join(out_dir, rel))
         else:
             write_mp4(os.path.join(out_dir, rel), frames, cfg.fps)
-        records.append({"problem_id": f"synth-{split}-{i:05d}", **fields, "data_type": "image" if as_image else "video",
-                        "path": rel, "data_source": "synthetic"})
+        records.append(
+            {
+                "problem_id": f"synth-{split}-{i:05d}",
+                **fields,
+                "data_type": "image" if as_image else "video",
+                "path": rel,
+                "data_source": "synthetic",
+            }
+        )
     return records, seen
 
 
@@ -704,20 +744,34 @@ def check(path, num_frames=4, min_pixels=28 * 28, max_pixels=112 * 112):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("synth", help="write the synthetic video benchmark", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "synth", help="write the synthetic video benchmark", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--out", required=True, help="output folder (train.json, test.json, media)")
     p.add_argument("--train", type=int, default=600, help="number of training samples")
     p.add_argument("--test", type=int, default=200, help="number of held-out test samples")
     p.add_argument("--seed", type=int, default=0, help="same seed => identical JSON and media")
     defaults = SynthConfig()
     for name in ("width", "height", "frames", "fps", "size", "speed", "distractors", "noise", "image_frac"):
-        p.add_argument(f"--{name}", type=type(getattr(defaults, name)), default=getattr(defaults, name),
-                       help=f"difficulty/format knob (see SynthConfig)")
+        p.add_argument(
+            f"--{name}",
+            type=type(getattr(defaults, name)),
+            default=getattr(defaults, name),
+            help="difficulty/format knob (see SynthConfig)",
+        )
     p.add_argument("--families", default=",".join(defaults.families), help="comma-separated question families")
-    p.add_argument("--size_percents", default="", help="comma-separated widths (percent of the frame) a `size` question's square may have; empty: any whole number from 20 to 80")
-    c = sub.add_parser("check", help="validate a Video-R1 JSON/JSONL file and decode its media; exit 1 on any bad record")
+    p.add_argument(
+        "--size_percents",
+        default="",
+        help="comma-separated widths (percent of the frame) a `size` question's square may have; empty: any whole number from 20 to 80",
+    )
+    c = sub.add_parser(
+        "check", help="validate a Video-R1 JSON/JSONL file and decode its media; exit 1 on any bad record"
+    )
     c.add_argument("file")
     c.add_argument("--num_frames", type=int, default=4, help="frames to decode per video")
     args = parser.parse_args(argv)
@@ -727,8 +781,14 @@ def main(argv=None):
             percents = parse_percents(args.size_percents)
         except ValueError as e:
             parser.error(str(e))
-        cfg = SynthConfig(**{k: getattr(args, k) for k in ("width", "height", "frames", "fps", "size", "speed", "distractors", "noise", "image_frac")},
-                          families=tuple(f.strip() for f in args.families.split(",") if f.strip()), size_percents=percents)
+        cfg = SynthConfig(
+            **{
+                k: getattr(args, k)
+                for k in ("width", "height", "frames", "fps", "size", "speed", "distractors", "noise", "image_frac")
+            },
+            families=tuple(f.strip() for f in args.families.split(",") if f.strip()),
+            size_percents=percents,
+        )
         if cfg.width % 2 or cfg.height % 2:
             parser.error("--width and --height must be even (H.264 with yuv420p)")
         unknown = set(cfg.families) - set(SynthConfig().families)

@@ -49,8 +49,13 @@ def summarize(results, unreadable=0):
     for key in ("problem_type", "question_family", "data_source"):
         values = sorted({str(r[key]) for r in results if key in r})
         if values:
-            metrics[f"by_{key}"] = {v: {"score": mean([r for r in results if str(r.get(key)) == v]),
-                                        "n": sum(str(r.get(key)) == v for r in results)} for v in values}
+            metrics[f"by_{key}"] = {
+                v: {
+                    "score": mean([r for r in results if str(r.get(key)) == v]),
+                    "n": sum(str(r.get(key)) == v for r in results),
+                }
+                for v in values
+            }
     if any("temporal" in r for r in results):
         metrics["temporal"] = mean([r for r in results if r.get("temporal")])
         metrics["static"] = mean([r for r in results if "temporal" in r and not r["temporal"]])
@@ -59,7 +64,12 @@ def summarize(results, unreadable=0):
 
 def score_record(record, output):
     score = rewards.eval_score(output, record["solution"], record["problem_type"])
-    return {"output": output, "prediction": rewards.extract_answer(output) or output.strip()[:200], "score": score, "correct": score >= 0.5}
+    return {
+        "output": output,
+        "prediction": rewards.extract_answer(output) or output.strip()[:200],
+        "score": score,
+        "correct": score >= 0.5,
+    }
 
 
 # -----------------------------------------------------------------------------
@@ -89,7 +99,9 @@ def blind_donors(records, seed=0, pool=None):
         if len(members) == 1:
             others = [r for r in pool if r["data_type"] == key[0] and r is not members[0]]
             if not others:
-                raise ValueError(f"--blind: record {_key(members[0])} ({members[0].get('_file', '?')}) is the only {key[0]}; it has no other visual to be shown")
+                raise ValueError(
+                    f"--blind: record {_key(members[0])} ({members[0].get('_file', '?')}) is the only {key[0]}; it has no other visual to be shown"
+                )
             donors[_key(members[0])] = random.Random(f"{seed}:{_key(members[0])}").choice(others)
             continue
         order = sorted(members, key=_key)
@@ -100,8 +112,26 @@ def blind_donors(records, seed=0, pool=None):
     return {k: v for k, v in donors.items() if k in wanted}
 
 
-def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, max_new_tokens, batch_size=8,
-             shuffled=False, donors=None, sample=False, temperature=1.0, top_p=0.95, seed=0, done=None, on_batch=None, progress=True):
+def evaluate(
+    model,
+    processor,
+    records,
+    *,
+    num_frames,
+    min_pixels,
+    max_pixels,
+    max_new_tokens,
+    batch_size=8,
+    shuffled=False,
+    donors=None,
+    sample=False,
+    temperature=1.0,
+    top_p=0.95,
+    seed=0,
+    done=None,
+    on_batch=None,
+    progress=True,
+):
     """Generate and score an answer for every record. Returns (results, unreadable errors).
 
     Greedy decoding by default (the papers sample with a low temperature; `sample=True` for that). With
@@ -134,17 +164,36 @@ def evaluate(model, processor, records, *, num_frames, min_pixels, max_pixels, m
                 continue
             if shuffled and visual.kind == "video":
                 # crc32, not hash(): Python salts string hashes per process, and the permutation must repeat
-                visual, _ = data.shuffle_frames(visual, torch.Generator().manual_seed(zlib.crc32(f"{seed}:{_key(record)}".encode())))
+                visual, _ = data.shuffle_frames(
+                    visual, torch.Generator().manual_seed(zlib.crc32(f"{seed}:{_key(record)}".encode()))
+                )
             batch.append(record)
             visuals.append(visual)
         if batch:
-            inputs = data.processor_inputs(processor, [data.prompt_text(processor, r) for r in batch], visuals).to(model.device)
-            with torch.no_grad(), model_lib.own_generation_config(model):  # decoding as the flags say, not as generation_config.json
-                out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=sample,
-                                     **({"temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {"temperature": None, "top_p": None, "top_k": None}))
-            texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            inputs = data.processor_inputs(processor, [data.prompt_text(processor, r) for r in batch], visuals).to(
+                model.device
+            )
+            with (
+                torch.no_grad(),
+                model_lib.own_generation_config(model),
+            ):  # decoding as the flags say, not as generation_config.json
+                out = model.generate(
+                    **inputs,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=sample,
+                    **(
+                        {"temperature": temperature, "top_p": top_p, "top_k": 0}
+                        if sample
+                        else {"temperature": None, "top_p": None, "top_k": None}
+                    ),
+                )
+            texts = processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
             for record, text in zip(batch, texts):
-                row = {k: v for k, v in record.items() if not k.startswith("_")} | {"index": record["_index"]} | score_record(record, text)
+                row = (
+                    {k: v for k, v in record.items() if not k.startswith("_")}
+                    | {"index": record["_index"]}
+                    | score_record(record, text)
+                )
                 results.append(row)
         bar.update(len(todo[start : start + batch_size]))
         if on_batch:
@@ -187,11 +236,21 @@ def view_settings(args):
 
     trained, path = training_args(args.model)
     if trained is not None:
-        frames, lo, hi, source = trained["num_frames"], trained.get("min_pixels") or None, trained.get("max_pixels") or None, path
+        frames, lo, hi, source = (
+            trained["num_frames"],
+            trained.get("min_pixels") or None,
+            trained.get("max_pixels") or None,
+            path,
+        )
     else:
         config = os.path.join(args.model, "config.json")
-        tiny = os.path.isfile(config) and json.load(open(config)).get("text_config", {}).get("hidden_size") == model_lib.TINY_HIDDEN
-        frames, lo, hi = (data.TINY_NUM_FRAMES, None, None) if tiny else (data.PAPER_NUM_FRAMES, None, data.PAPER_MAX_PIXELS)
+        tiny = (
+            os.path.isfile(config)
+            and json.load(open(config)).get("text_config", {}).get("hidden_size") == model_lib.TINY_HIDDEN
+        )
+        frames, lo, hi = (
+            (data.TINY_NUM_FRAMES, None, None) if tiny else (data.PAPER_NUM_FRAMES, None, data.PAPER_MAX_PIXELS)
+        )
         source = "the tiny model's defaults" if tiny else "the papers' defaults (no args.json from train.py)"
     given = [name for name in ("num_frames", "min_pixels", "max_pixels") if getattr(args, name) is not None]
     if given:
@@ -208,32 +267,64 @@ def run(args):
     model_lib.keep_freed_memory(model.device)
     size = processor.video_processor.size
     settings = {"num_frames": num_frames, "min_pixels": size["shortest_edge"], "max_pixels": size["longest_edge"]}
-    print(f"{num_frames} frames per video, {size['shortest_edge']}..{size['longest_edge']} pixels per frame ({source}); "
-          + (f"sampling at temperature 1, top-p 0.95" if args.sample else "greedy decoding")
-          + f", up to {args.max_new_tokens} new tokens (the checkpoint's generation_config.json is not applied)")
+    print(
+        f"{num_frames} frames per video, {size['shortest_edge']}..{size['longest_edge']} pixels per frame ({source}); "
+        + ("sampling at temperature 1, top-p 0.95" if args.sample else "greedy decoding")
+        + f", up to {args.max_new_tokens} new tokens (the checkpoint's generation_config.json is not applied)"
+    )
     os.makedirs(args.out, exist_ok=True)
     all_metrics = {}
     for path in args.data:
         records, bad = data.load_records(path)
         for e in bad:
             print(f"bad record, not scored: {e}", file=sys.stderr)
-        name = os.path.splitext(os.path.basename(path))[0] + ("_shuffled" if args.shuffled else "") + ("_blind" if args.blind else "")
+        name = (
+            os.path.splitext(os.path.basename(path))[0]
+            + ("_shuffled" if args.shuffled else "")
+            + ("_blind" if args.blind else "")
+        )
         out_path = os.path.join(args.out, name + ".json")
         done = {}
         if os.path.exists(out_path):  # resume: keep what a previous run already scored
             done = {_key(r): r for r in json.load(open(out_path))["results"]}
             print(f"{out_path}: {len(done)} records already scored, continuing")
         t0 = time.time()
-        save = lambda results: write_json(out_path, {"model": args.model, "data": path, "settings": settings, "results": results, "metrics": summarize(results, len(bad))})
-        results, errors = evaluate(model, processor, records, num_frames=num_frames, min_pixels=size["shortest_edge"],
-                                   max_pixels=size["longest_edge"], max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                                   shuffled=args.shuffled, donors=blind_donors(records, args.seed) if args.blind else None, sample=args.sample, seed=args.seed, done=done, on_batch=save)
+        save = lambda results: write_json(
+            out_path,
+            {
+                "model": args.model,
+                "data": path,
+                "settings": settings,
+                "results": results,
+                "metrics": summarize(results, len(bad)),
+            },
+        )
+        results, errors = evaluate(
+            model,
+            processor,
+            records,
+            num_frames=num_frames,
+            min_pixels=size["shortest_edge"],
+            max_pixels=size["longest_edge"],
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            shuffled=args.shuffled,
+            donors=blind_donors(records, args.seed) if args.blind else None,
+            sample=args.sample,
+            seed=args.seed,
+            done=done,
+            on_batch=save,
+        )
         metrics = summarize(results, len(bad) + len(errors))
         metrics["seconds"] = round(time.time() - t0, 1)
-        write_json(out_path, {"model": args.model, "data": path, "settings": settings, "results": results, "metrics": metrics})
+        write_json(
+            out_path, {"model": args.model, "data": path, "settings": settings, "results": results, "metrics": metrics}
+        )
         all_metrics[name] = metrics
-        print(f"{name}: overall {metrics['overall']}  accuracy {metrics['accuracy']}  mra {metrics['mra']}  "
-              f"n {metrics['n']}  unreadable {metrics['unreadable']}  -> {out_path}")
+        print(
+            f"{name}: overall {metrics['overall']}  accuracy {metrics['accuracy']}  mra {metrics['mra']}  "
+            f"n {metrics['n']}  unreadable {metrics['unreadable']}  -> {out_path}"
+        )
     print(json.dumps(all_metrics))
 
 
@@ -261,13 +352,28 @@ def compare(run_dirs, out_path):
     for run_dir in run_dirs:
         lines = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
         curves[run_dir] = lines
-        summary = json.load(open(os.path.join(run_dir, "summary.json"))) if os.path.exists(os.path.join(run_dir, "summary.json")) else {}
+        summary = (
+            json.load(open(os.path.join(run_dir, "summary.json")))
+            if os.path.exists(os.path.join(run_dir, "summary.json"))
+            else {}
+        )
         last = lines[-1] if lines else {}
         wall = sum(line.get("time/step_s", 0) for line in lines)
-        rows.append((os.path.basename(os.path.normpath(run_dir)), len(lines), last.get("reward/mean"), last.get("reward/accuracy"),
-                     summary.get("rl_accuracy", summary.get("accuracy")), round(wall, 1)))
+        rows.append(
+            (
+                os.path.basename(os.path.normpath(run_dir)),
+                len(lines),
+                last.get("reward/mean"),
+                last.get("reward/accuracy"),
+                summary.get("rl_accuracy", summary.get("accuracy")),
+                round(wall, 1),
+            )
+        )
     fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-    table = ["| run | steps | final reward/mean | final reward/accuracy | held-out score | train wall time (s) |", "|---|---|---|---|---|---|"]
+    table = [
+        "| run | steps | final reward/mean | final reward/accuracy | held-out score | train wall time (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     table += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for run_dir, lines in curves.items():
@@ -276,7 +382,7 @@ def compare(run_dirs, out_path):
             values = [line.get(key, np.nan) for line in lines]
             window = max(1, len(values) // 20)  # a running mean keeps the curves readable
             smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-            ax.plot(steps[window - 1:], smooth, label=os.path.basename(os.path.normpath(run_dir)))
+            ax.plot(steps[window - 1 :], smooth, label=os.path.basename(os.path.normpath(run_dir)))
             ax.set_title(key)
             ax.set_xlabel("step")
     axes[0].legend(fontsize=8)
@@ -289,9 +395,12 @@ def compare(run_dirs, out_path):
 
 
 ABLATION = [  # (row name, train.py flags): the algorithms of both papers and their baselines
-    ("grpo", ["--algo", "grpo"]), ("t_grpo", ["--algo", "t_grpo"]), ("reg_grpo", ["--algo", "reg_grpo"]),
+    ("grpo", ["--algo", "grpo"]),
+    ("t_grpo", ["--algo", "t_grpo"]),
+    ("reg_grpo", ["--algo", "reg_grpo"]),
     ("reg_grpo+iter2", ["--algo", "reg_grpo", "--num_iterations", "2"]),  # the regression acts from the second update
-    ("grpo+da", ["--algo", "grpo", "--da"]), ("reg_grpo+da", ["--algo", "reg_grpo", "--da"]),
+    ("grpo+da", ["--algo", "grpo", "--da"]),
+    ("reg_grpo+da", ["--algo", "reg_grpo", "--da"]),
     ("rloo", ["--algo", "grpo", "--advantage", "rloo"]),
 ]
 
@@ -333,18 +442,29 @@ def ablation_plot(runs, png):
     for name, dirs in runs.items():
         curves = [[json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))] for d in dirs]
         steps = min(len(c) for c in curves)  # seeds cut at the shortest run
-        accuracy = np.mean([[line.get("reward/accuracy", np.nan) for line in c[:steps]] for c in curves], axis=0)  # [steps]
+        accuracy = np.mean(
+            [[line.get("reward/accuracy", np.nan) for line in c[:steps]] for c in curves], axis=0
+        )  # [steps]
         summaries = [json.load(open(os.path.join(d, "summary.json"))) for d in dirs]
         gains = [s["rl"]["overall"] - s["sft"]["overall"] for s in summaries]  # each run against its own seed's start
         drawn[name] = (list(range(1, steps + 1)), accuracy, gains)
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
     for i, (name, (steps, accuracy, gains)) in enumerate(drawn.items()):
         window = min(5, len(accuracy))
-        left.plot(steps[window - 1:], np.convolve(accuracy, np.ones(window) / window, mode="valid"), label=name, color=f"C{i}")
+        left.plot(
+            steps[window - 1 :],
+            np.convolve(accuracy, np.ones(window) / window, mode="valid"),
+            label=name,
+            color=f"C{i}",
+        )
         right.bar(i, np.mean(gains), color=f"C{i}", alpha=0.35)
         right.scatter([i] * len(gains), gains, color=f"C{i}", s=18, zorder=3)
     seeds = max(len(dirs) for dirs in runs.values())
-    left.set(title=f"training accuracy, mean of {seeds} seed(s), running mean of 5 steps", xlabel="RL step", ylabel="reward/accuracy")
+    left.set(
+        title=f"training accuracy, mean of {seeds} seed(s), running mean of 5 steps",
+        xlabel="RL step",
+        ylabel="reward/accuracy",
+    )
     left.legend(fontsize=8)
     right.axhline(0, color="black", linewidth=0.8)
     right.set_xticks(range(len(drawn)), list(drawn), rotation=30, ha="right", fontsize=8)
@@ -370,12 +490,17 @@ def ablation_table(runs):
         values = [r[key] for r in rows if key in r]
         return float(np.mean(values)) if values else None
 
-    lines = ["| run | seeds | held-out overall | RL - SFT, same seed (seeds up) | temporal | static | zero-std groups | "
-             "T-GRPO ordered - shuffled | T-GRPO bonus changed advantages | Reg-GRPO regression active |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| run | seeds | held-out overall | RL - SFT, same seed (seeds up) | temporal | static | zero-std groups | "
+        "T-GRPO ordered - shuffled | T-GRPO bonus changed advantages | Reg-GRPO regression active |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     summaries = {name: [json.load(open(os.path.join(d, "summary.json"))) for d in dirs] for name, dirs in runs.items()}
     first = next(iter(summaries.values()))
-    lines.append(f"| SFT (start of every run) | {len(first)} | {stat([s['sft']['overall'] for s in first])} | - | "
-                 f"{stat([s['sft'].get('temporal') for s in first])} | {stat([s['sft'].get('static') for s in first])} | - | - | - | - |")
+    lines.append(
+        f"| SFT (start of every run) | {len(first)} | {stat([s['sft']['overall'] for s in first])} | - | "
+        f"{stat([s['sft'].get('temporal') for s in first])} | {stat([s['sft'].get('static') for s in first])} | - | - | - | - |"
+    )
     for name, dirs in runs.items():
         s = summaries[name]
         if "+da" in name:
@@ -383,13 +508,21 @@ def ablation_table(runs):
         else:
             zero = stat([mean_metric(d, "adv/zero_std_frac") for d in dirs])
         tgrpo = name.startswith("t_grpo")
-        gap = stat([mean_metric(d, "tgrpo/acc_ordered") - mean_metric(d, "tgrpo/acc_shuffled") for d in dirs]) if tgrpo else "-"
+        gap = (
+            stat([mean_metric(d, "tgrpo/acc_ordered") - mean_metric(d, "tgrpo/acc_shuffled") for d in dirs])
+            if tgrpo
+            else "-"
+        )
         changed = stat([mean_metric(d, "tgrpo/adv_changed_frac") for d in dirs]) if tgrpo else "-"
         active = stat([mean_metric(d, "reggrpo/active_frac") for d in dirs]) if name.startswith("reg_grpo") else "-"
-        gain = [x["rl"]["overall"] - x["sft"]["overall"] for x in s]  # paired: each run against its own seed's SFT start
-        lines.append(f"| SFT + {name} | {len(dirs)} | {stat([x['rl']['overall'] for x in s])} | {stat(gain)} ({sum(g > 0 for g in gain)} of {len(gain)}) | "
-                     f"{stat([x['rl'].get('temporal') for x in s])} | "
-                     f"{stat([x['rl'].get('static') for x in s])} | {zero} | {gap} | {changed} | {active} |")
+        gain = [
+            x["rl"]["overall"] - x["sft"]["overall"] for x in s
+        ]  # paired: each run against its own seed's SFT start
+        lines.append(
+            f"| SFT + {name} | {len(dirs)} | {stat([x['rl']['overall'] for x in s])} | {stat(gain)} ({sum(g > 0 for g in gain)} of {len(gain)}) | "
+            f"{stat([x['rl'].get('temporal') for x in s])} | "
+            f"{stat([x['rl'].get('static') for x in s])} | {zero} | {gap} | {changed} | {active} |"
+        )
     return "\n".join(lines)
 
 
@@ -403,13 +536,20 @@ def family_table(runs):
         return ""
 
     def mean(results, family):
-        values = [r["by_question_family"][family]["score"] for r in results if family in r.get("by_question_family", {})]
+        values = [
+            r["by_question_family"][family]["score"] for r in results if family in r.get("by_question_family", {})
+        ]
         return f"{np.mean(values):.3f}" if values else "-"
 
     n = {f: first[0]["sft"]["by_question_family"][f]["n"] for f in families}
-    lines = ["| family (n) | SFT | " + " | ".join(f"SFT + {name}" for name in summaries) + " |", "|---" * (len(summaries) + 2) + "|"]
+    lines = [
+        "| family (n) | SFT | " + " | ".join(f"SFT + {name}" for name in summaries) + " |",
+        "|---" * (len(summaries) + 2) + "|",
+    ]
     for f in families:
-        cells = [mean([s["sft"] for s in first], f)] + [mean([s["rl"] for s in summaries[name]], f) for name in summaries]
+        cells = [mean([s["sft"] for s in first], f)] + [
+            mean([s["rl"] for s in summaries[name]], f) for name in summaries
+        ]
         lines.append(f"| {f} ({n[f]}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -432,7 +572,9 @@ def _frames_html(frames, order=None, caption=""):
     import html
 
     shown = [frames[i] for i in order] if order else frames
-    imgs = "".join(f'<img src="data:image/png;base64,{f}" alt="frame {i}">' for i, f in zip(order or range(len(frames)), shown))
+    imgs = "".join(
+        f'<img src="data:image/png;base64,{f}" alt="frame {i}">' for i, f in zip(order or range(len(frames)), shown)
+    )
     return f'<div class="frames"><span class="label">{html.escape(caption)}</span><br>{imgs}</div>'
 
 
@@ -440,9 +582,11 @@ def _question_html(row):
     import html
 
     options = "".join(f"<br>{html.escape(o)}" for o in row.get("options") or [])
-    return (f'<div><b>{html.escape(str(row.get("problem_id")))}</b> ({html.escape(row["problem_type"])}, '
-            f'{html.escape(str(row.get("question_family") or row["data_type"]))}): {html.escape(row["problem"])}{options}'
-            f'<br><span class="label">solution</span> {html.escape(row["solution"])}</div>')
+    return (
+        f"<div><b>{html.escape(str(row.get('problem_id')))}</b> ({html.escape(row['problem_type'])}, "
+        f"{html.escape(str(row.get('question_family') or row['data_type']))}): {html.escape(row['problem'])}{options}"
+        f'<br><span class="label">solution</span> {html.escape(row["solution"])}</div>'
+    )
 
 
 def rollouts_page(run_dir):
@@ -454,12 +598,27 @@ def rollouts_page(run_dir):
     logged = [json.loads(line) for line in open(os.path.join(run_dir, "completions.jsonl"))]
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     metrics = {m["step"]: m for m in map(json.loads, open(metrics_path))} if os.path.exists(metrics_path) else {}
-    shown = ("reward/mean", "reward/accuracy", "reward/format", "adv/zero_std_frac", "loss/total", "loss/kl", "tgrpo/bonus_frac",
-             "tgrpo/adv_changed_frac", "reggrpo/active_frac", "da/easy_frac", "da/hard_frac", "completions/mean_length", "time/step_s")
-    parts = [f"<!doctype html><meta charset=utf-8><title>rollouts: {html.escape(run_dir)}</title><style>{PAGE_STYLE}</style>",
-             f"<h1>Rollouts of {html.escape(os.path.basename(os.path.normpath(run_dir)))}</h1>",
-             f'<p class="label">{len(logged)} groups from {html.escape(run_dir)}/completions.jsonl; advantages as trained on '
-             "(green positive, red negative). A group whose rewards are all equal has zero advantages: it teaches nothing.</p>"]
+    shown = (
+        "reward/mean",
+        "reward/accuracy",
+        "reward/format",
+        "adv/zero_std_frac",
+        "loss/total",
+        "loss/kl",
+        "tgrpo/bonus_frac",
+        "tgrpo/adv_changed_frac",
+        "reggrpo/active_frac",
+        "da/easy_frac",
+        "da/hard_frac",
+        "completions/mean_length",
+        "time/step_s",
+    )
+    parts = [
+        f"<!doctype html><meta charset=utf-8><title>rollouts: {html.escape(run_dir)}</title><style>{PAGE_STYLE}</style>",
+        f"<h1>Rollouts of {html.escape(os.path.basename(os.path.normpath(run_dir)))}</h1>",
+        f'<p class="label">{len(logged)} groups from {html.escape(run_dir)}/completions.jsonl; advantages as trained on '
+        "(green positive, red negative). A group whose rewards are all equal has zero advantages: it teaches nothing.</p>",
+    ]
     for step in sorted({row["step"] for row in logged}):
         m = metrics.get(step, {})
         summary = " · ".join(f"{k} {m[k]:.3g}" for k in shown if k in m)
@@ -471,17 +630,34 @@ def rollouts_page(run_dir):
                 caption = f"frames with DA's noise (too easy: dR {aug['d_reward']:+.2f}, noise std {aug['noise_std']:.2f} of 255)"
             block = ['<div class="group">', _question_html(row), _frames_html(row["frames"], caption=caption)]
             if temporal:
-                block.append(_frames_html(row["frames"], temporal["order"], f"T-GRPO's shuffled order {temporal['order']}: "
-                                                                           f"accuracy {np.mean(row['accuracy']):.2f} ordered, {temporal['acc_shuffled']:.2f} shuffled"))
+                block.append(
+                    _frames_html(
+                        row["frames"],
+                        temporal["order"],
+                        f"T-GRPO's shuffled order {temporal['order']}: "
+                        f"accuracy {np.mean(row['accuracy']):.2f} ordered, {temporal['acc_shuffled']:.2f} shuffled",
+                    )
+                )
             if aug.get("kind") == "hard":
-                block.append(f'<div class="label">DA hint (too hard: dR {aug["d_reward"]:+.2f}): {html.escape(aug["hint"])}</div>')
+                block.append(
+                    f'<div class="label">DA hint (too hard: dR {aug["d_reward"]:+.2f}): {html.escape(aug["hint"])}</div>'
+                )
             bonus = (temporal or {}).get("bonus") or [0.0] * len(row["completions"])
-            block.append('<table><tr><th class="num">#</th><th>completion</th>' + "".join(f'<th class="num">{h}</th>' for h in
-                         ("accuracy", "format", "temporal bonus", "reward", "advantage")) + "</tr>")
-            for i, (text, acc, fmt, b, r, a) in enumerate(zip(row["completions"], row["accuracy"], row["format"], bonus, row["rewards"], row["advantages"])):
+            block.append(
+                '<table><tr><th class="num">#</th><th>completion</th>'
+                + "".join(
+                    f'<th class="num">{h}</th>' for h in ("accuracy", "format", "temporal bonus", "reward", "advantage")
+                )
+                + "</tr>"
+            )
+            for i, (text, acc, fmt, b, r, a) in enumerate(
+                zip(row["completions"], row["accuracy"], row["format"], bonus, row["rewards"], row["advantages"])
+            ):
                 sign = "pos" if a > 1e-9 else ("neg" if a < -1e-9 else "")
-                block.append(f'<tr class="completion {sign}"><td class="num">{i}</td><td class="text">{html.escape(text)}</td><td class="num">{acc:.3g}</td>'
-                             f'<td class="num">{fmt:.3g}</td><td class="num">{b:.3g}</td><td class="reward num">{r:.4g}</td><td class="adv num">{a:.4g}</td></tr>')
+                block.append(
+                    f'<tr class="completion {sign}"><td class="num">{i}</td><td class="text">{html.escape(text)}</td><td class="num">{acc:.3g}</td>'
+                    f'<td class="num">{fmt:.3g}</td><td class="num">{b:.3g}</td><td class="reward num">{r:.4g}</td><td class="adv num">{a:.4g}</td></tr>'
+                )
             block.append("</table></div>")
             parts.append("".join(block))
     out = os.path.join(run_dir, "rollouts.html")
@@ -500,28 +676,38 @@ def eval_page(results_path):
     base = os.path.dirname(os.path.abspath(saved["data"])) if saved.get("data") and settings else None
     families = sorted({str(r.get("question_family") or r.get("problem_type")) for r in saved["results"]})
     options = "".join(f"<option>{html.escape(f)}</option>" for f in families)
-    parts = [f"<!doctype html><meta charset=utf-8><title>{html.escape(results_path)}</title><style>{PAGE_STYLE}</style>",
-             f"<h1>{html.escape(os.path.basename(results_path))}: {html.escape(str(saved.get('model')))}</h1>",
-             f'<p class="metrics">{html.escape(json.dumps({k: v for k, v in saved["metrics"].items() if not isinstance(v, dict)}))}</p>',
-             f'<p>family <select id="fam" onchange="show()"><option value="">all</option>{options}</select> answers '
-             '<select id="ok" onchange="show()"><option value="">all</option><option value="right">right</option>'
-             '<option value="wrong">wrong</option></select></p>',
-             "<script>function show(){var f=document.getElementById('fam').value,o=document.getElementById('ok').value;"
-             "document.querySelectorAll('.record').forEach(function(d){d.style.display=((!f||d.dataset.family==f)&&(!o||d.dataset.ok==o))?'':'none'})}</script>"]
+    parts = [
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(results_path)}</title><style>{PAGE_STYLE}</style>",
+        f"<h1>{html.escape(os.path.basename(results_path))}: {html.escape(str(saved.get('model')))}</h1>",
+        f'<p class="metrics">{html.escape(json.dumps({k: v for k, v in saved["metrics"].items() if not isinstance(v, dict)}))}</p>',
+        f'<p>family <select id="fam" onchange="show()"><option value="">all</option>{options}</select> answers '
+        '<select id="ok" onchange="show()"><option value="">all</option><option value="right">right</option>'
+        '<option value="wrong">wrong</option></select></p>',
+        "<script>function show(){var f=document.getElementById('fam').value,o=document.getElementById('ok').value;"
+        "document.querySelectorAll('.record').forEach(function(d){d.style.display=((!f||d.dataset.family==f)&&(!o||d.dataset.ok==o))?'':'none'})}</script>",
+    ]
     for row in saved["results"]:
-        frames_html = '<div class="label">(no frames: the results file names no data file and settings; it predates them)</div>'
+        frames_html = (
+            '<div class="label">(no frames: the results file names no data file and settings; it predates them)</div>'
+        )
         if base is not None:
             record = {**row, "_media": data.media_path(row, base), "_index": row.get("index")}
             try:
-                visual = data.load_visual(record, settings["num_frames"], settings["min_pixels"], settings["max_pixels"])
-                frames_html = _frames_html(data.thumbnails(visual.frames), caption=f"{visual.frames.shape[0]} frames as the model saw them")
+                visual = data.load_visual(
+                    record, settings["num_frames"], settings["min_pixels"], settings["max_pixels"]
+                )
+                frames_html = _frames_html(
+                    data.thumbnails(visual.frames), caption=f"{visual.frames.shape[0]} frames as the model saw them"
+                )
             except data.SampleError as e:
                 frames_html = f'<div class="label">{html.escape(str(e))}</div>'
         ok = "right" if row["score"] >= 0.5 else "wrong"
         family = str(row.get("question_family") or row.get("problem_type"))
-        parts.append(f'<div class="record" data-family="{html.escape(family)}" data-ok="{ok}">{_question_html(row)}{frames_html}'
-                     f'<div class="text {ok}"><span class="label">answer</span> {html.escape(row["output"])}</div>'
-                     f'<div class="label">score {row["score"]:.3g}</div></div>')
+        parts.append(
+            f'<div class="record" data-family="{html.escape(family)}" data-ok="{ok}">{_question_html(row)}{frames_html}'
+            f'<div class="text {ok}"><span class="label">answer</span> {html.escape(row["output"])}</div>'
+            f'<div class="label">score {row["score"]:.3g}</div></div>'
+        )
     out = os.path.splitext(results_path)[0] + ".html"
     with open(out, "w") as f:
         f.write("\n".join(parts))
@@ -532,7 +718,9 @@ def view(path):
     """`eval.py view RUN_DIR` -> RUN_DIR/rollouts.html; `eval.py view EVAL.json` -> EVAL.html."""
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "completions.jsonl")):
-            raise SystemExit(f"{path}: no completions.jsonl (train.py writes it every --log_completions_steps steps of RL)")
+            raise SystemExit(
+                f"{path}: no completions.jsonl (train.py writes it every --log_completions_steps steps of RL)"
+            )
         return rollouts_page(path)
     if not os.path.isfile(path):
         raise SystemExit(f"{path}: neither a run folder nor an eval.py run results file")
@@ -540,26 +728,54 @@ def view(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="generate and score answers", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     r.add_argument("--model", required=True, help="hub id or folder (a run's final/ works)")
     r.add_argument("--data", nargs="+", required=True, help="Video-R1-format JSON/JSONL files")
     r.add_argument("--out", required=True, help="folder for one <name>.json per input")
     r.add_argument("--batch_size", type=int, default=8, help="prompts per generate call")
-    r.add_argument("--num_frames", type=int, default=None, help="frames per video; default: what train.py trained the model with "
-                   "(args.json in the model folder or the run folder above it), else 16 (the papers; the tiny model: 4)")
-    r.add_argument("--min_pixels", type=int, default=None, help="min pixels per frame; default: as --num_frames (else the processor's); 0: the processor's")
-    r.add_argument("--max_pixels", type=int, default=None, help="max pixels per frame; default: as --num_frames (else 128*28*28, Video-R1; "
-                   "the tiny model: its processor's); 0: the processor's")
+    r.add_argument(
+        "--num_frames",
+        type=int,
+        default=None,
+        help="frames per video; default: what train.py trained the model with "
+        "(args.json in the model folder or the run folder above it), else 16 (the papers; the tiny model: 4)",
+    )
+    r.add_argument(
+        "--min_pixels",
+        type=int,
+        default=None,
+        help="min pixels per frame; default: as --num_frames (else the processor's); 0: the processor's",
+    )
+    r.add_argument(
+        "--max_pixels",
+        type=int,
+        default=None,
+        help="max pixels per frame; default: as --num_frames (else 128*28*28, Video-R1; "
+        "the tiny model: its processor's); 0: the processor's",
+    )
     r.add_argument("--max_new_tokens", type=int, default=1024, help="tokens to generate per answer")
-    r.add_argument("--shuffled", action="store_true", help="permute every video's frames (seeded): ordered-vs-shuffled gap")
-    r.add_argument("--blind", action="store_true", help="ask every question about another record's visual (same family): does the model use what it sees?")
-    r.add_argument("--sample", action="store_true", help="sample (temperature 1, top-p 0.95) instead of greedy decoding")
+    r.add_argument(
+        "--shuffled", action="store_true", help="permute every video's frames (seeded): ordered-vs-shuffled gap"
+    )
+    r.add_argument(
+        "--blind",
+        action="store_true",
+        help="ask every question about another record's visual (same family): does the model use what it sees?",
+    )
+    r.add_argument(
+        "--sample", action="store_true", help="sample (temperature 1, top-p 0.95) instead of greedy decoding"
+    )
     r.add_argument("--seed", type=int, default=0, help="seed of the frame permutations and of --blind's assignment")
     r.add_argument("--dtype", default=None, help="bf16 | fp16 | fp32 (default: bf16 on GPU, fp32 on CPU)")
-    v = sub.add_parser("view", help="write a page to look at: RUN_DIR -> RUN_DIR/rollouts.html (frames, G completions, rewards, "
-                       "advantages per logged step); EVAL.json (from run) -> EVAL.html (frames, answer, score per record)")
+    v = sub.add_parser(
+        "view",
+        help="write a page to look at: RUN_DIR -> RUN_DIR/rollouts.html (frames, G completions, rewards, "
+        "advantages per logged step); EVAL.json (from run) -> EVAL.html (frames, answer, score per record)",
+    )
     v.add_argument("path", help="a training run folder (with completions.jsonl) or an `eval.py run` results file")
     s = sub.add_parser("score", help="rescore a results file; the metrics are the last line")
     s.add_argument("file")

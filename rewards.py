@@ -49,6 +49,7 @@ MAX_WER_WORDS = 500
 # Parsing
 # ---------------------------------------------------------------------------
 
+
 def _find_answer(text: str) -> str | None:
     """Content of the first <answer>...</answer> pair, stripped; None if absent.
 
@@ -125,6 +126,7 @@ def _parse_interval(text: str) -> tuple[float, float] | None:
 # ---------------------------------------------------------------------------
 # One rule per problem type: (predicted answer, reference answer) -> [0, 1]
 # ---------------------------------------------------------------------------
+
 
 def _multiple_choice(pred: str, gt: str) -> float:
     # Exact match, as Video-R1. "B. red" vs "B" earns 0: the prompt asks for
@@ -288,7 +290,10 @@ def _unknown_problem_type(problem_type: str) -> float:
 # Public rewards and scores
 # ---------------------------------------------------------------------------
 
-def accuracy_reward(completion: str, solution: str, problem_type: str, regression: str = "relative", tolerance: float = 0.2) -> float:
+
+def accuracy_reward(
+    completion: str, solution: str, problem_type: str, regression: str = "relative", tolerance: float = 0.2
+) -> float:
     """Training reward in [0, 1] for one completion. Source: Video-R1 grpo.py.
 
     The answer is the first <answer>...</answer> of the completion ("" if none,
@@ -300,7 +305,9 @@ def accuracy_reward(completion: str, solution: str, problem_type: str, regressio
     All three read the answer only inside the tags.
     """
     if regression not in REGRESSION_REWARDS:
-        raise ValueError(f"regression reward must be one of {', '.join(map(repr, REGRESSION_REWARDS))}, not {regression!r}")
+        raise ValueError(
+            f"regression reward must be one of {', '.join(map(repr, REGRESSION_REWARDS))}, not {regression!r}"
+        )
     rule = REGRESSION_REWARDS[regression] if problem_type == "regression" else _RULES.get(problem_type)
     if regression == "within" and problem_type == "regression":
         rule = functools.partial(rule, tolerance=tolerance)
@@ -415,9 +422,8 @@ def score(completion: str, solution: str, problem_type: str) -> dict[str, float]
 # Group bonuses (one prompt, G sampled completions)
 # ---------------------------------------------------------------------------
 
-def length_bonus(
-    correct: list[bool], lengths: list[int], l_min: int, l_max: int, omega: float = 0.2
-) -> list[float]:
+
+def length_bonus(correct: list[bool], lengths: list[int], l_min: int, l_max: int, omega: float = 0.2) -> list[float]:
     """`omega` for each correct completion with l_min <= length <= l_max tokens,
     but only if more than one completion of the group is correct; else 0.
 
@@ -429,10 +435,7 @@ def length_bonus(
         raise ValueError(f"got {len(correct)} correctness flags for {len(lengths)} lengths")
     if sum(correct) <= 1:
         return [0.0] * len(correct)
-    return [
-        omega if ok and l_min <= length <= l_max else 0.0
-        for ok, length in zip(correct, lengths)
-    ]
+    return [omega if ok and l_min <= length <= l_max else 0.0 for ok, length in zip(correct, lengths)]
 
 
 # p == mu * p~ must count as ">=", but float means can land just below: for

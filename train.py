@@ -55,73 +55,263 @@ TINY_HIDDEN_SIZE = 128  # model.TINY_HIDDEN, repeated so that `python train.py -
 
 @dataclass
 class Args:
-    algo: str = field(default="grpo", metadata={"help": "sft | grpo | t_grpo | reg_grpo", "choices": ["sft", "grpo", "t_grpo", "reg_grpo"]})
-    da: bool = field(default=False, metadata={"help": "difficulty-aware augmentation (DeepVideo-R1) on top of any RL algo"})
-    model: str = field(default="", metadata={"help": f"hub id or folder of a Qwen2.5-VL checkpoint; empty: the built-in tiny model ({TINY_MODEL_DIR})"})
-    data: str = field(default="", metadata={"help": f"Video-R1 JSON/JSONL training file; empty: the synthetic benchmark ({SYNTH_DIR}/train.json)"})
+    algo: str = field(
+        default="grpo",
+        metadata={"help": "sft | grpo | t_grpo | reg_grpo", "choices": ["sft", "grpo", "t_grpo", "reg_grpo"]},
+    )
+    da: bool = field(
+        default=False, metadata={"help": "difficulty-aware augmentation (DeepVideo-R1) on top of any RL algo"}
+    )
+    model: str = field(
+        default="",
+        metadata={
+            "help": f"hub id or folder of a Qwen2.5-VL checkpoint; empty: the built-in tiny model ({TINY_MODEL_DIR})"
+        },
+    )
+    data: str = field(
+        default="",
+        metadata={
+            "help": f"Video-R1 JSON/JSONL training file; empty: the synthetic benchmark ({SYNTH_DIR}/train.json)"
+        },
+    )
     output_dir: str = field(default="", metadata={"help": "run folder; empty: runs/<algo>[-da]-seed<seed>"})
-    seed: int = field(default=0, metadata={"help": "seeds python, numpy and torch (offset per process); in the run name"})
-    max_steps: int = field(default=0, metadata={"help": "rollout steps (each: grad_accum micro-batches, then num_iterations optimizer updates); 0: 60 for the tiny model, 50 otherwise"})
-    batch_size: int = field(default=0, metadata={"help": "prompts per process per micro-batch; 0: 8 for the tiny model, 1 otherwise (Video-R1: 1 per GPU)"})
+    seed: int = field(
+        default=0, metadata={"help": "seeds python, numpy and torch (offset per process); in the run name"}
+    )
+    max_steps: int = field(
+        default=0,
+        metadata={
+            "help": "rollout steps (each: grad_accum micro-batches, then num_iterations optimizer updates); 0: 60 for the tiny model, 50 otherwise"
+        },
+    )
+    batch_size: int = field(
+        default=0,
+        metadata={
+            "help": "prompts per process per micro-batch; 0: 8 for the tiny model, 1 otherwise (Video-R1: 1 per GPU)"
+        },
+    )
     grad_accum: int = field(default=1, metadata={"help": "micro-batches per optimizer update"})
-    num_generations: int = field(default=0, metadata={"help": "G: completions per prompt (GRPO group size); 0: 4 for the tiny model, 8 otherwise (Video-R1, DeepVideo-R1)"})
-    num_shuffled: int = field(default=0, metadata={"help": "T-GRPO: completions on shuffled frames per video prompt; 0: G/2 (Video-R1)"})
-    max_completion_length: int = field(default=0, metadata={"help": "max new tokens per completion; 0: 64 for the tiny model, 768 otherwise"})
+    num_generations: int = field(
+        default=0,
+        metadata={
+            "help": "G: completions per prompt (GRPO group size); 0: 4 for the tiny model, 8 otherwise (Video-R1, DeepVideo-R1)"
+        },
+    )
+    num_shuffled: int = field(
+        default=0, metadata={"help": "T-GRPO: completions on shuffled frames per video prompt; 0: G/2 (Video-R1)"}
+    )
+    max_completion_length: int = field(
+        default=0, metadata={"help": "max new tokens per completion; 0: 64 for the tiny model, 768 otherwise"}
+    )
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature for rollouts"})
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling for rollouts"})
-    learning_rate: float = field(default=0.0, metadata={"help": "AdamW learning rate; 0: 1e-3 (SFT) / 1e-4 (RL) for the tiny model, 1e-5 (SFT) / 1e-6 (RL) otherwise"})
+    learning_rate: float = field(
+        default=0.0,
+        metadata={
+            "help": "AdamW learning rate; 0: 1e-3 (SFT) / 1e-4 (RL) for the tiny model, 1e-5 (SFT) / 1e-6 (RL) otherwise"
+        },
+    )
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup_steps: int = field(default=0, metadata={"help": "linear warm-up of the learning rate, in optimizer updates"})
-    lr_schedule: str = field(default="constant", metadata={"help": "constant | cosine (after warm-up)", "choices": ["constant", "cosine"]})
+    lr_schedule: str = field(
+        default="constant", metadata={"help": "constant | cosine (after warm-up)", "choices": ["constant", "cosine"]}
+    )
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping by global norm; 0 disables"})
-    num_iterations: int = field(default=1, metadata={"help": "optimizer updates per rollout (mu in GRPO); >1 makes the clip and Reg-GRPO's regression bite"})
-    beta: float = field(default=-1.0, metadata={"help": "KL weight; -1: 0.04 for grpo/t_grpo (Video-R1), 0.1 for reg_grpo (DeepVideo-R1). 0 drops the reference model"})
+    num_iterations: int = field(
+        default=1,
+        metadata={
+            "help": "optimizer updates per rollout (mu in GRPO); >1 makes the clip and Reg-GRPO's regression bite"
+        },
+    )
+    beta: float = field(
+        default=-1.0,
+        metadata={
+            "help": "KL weight; -1: 0.04 for grpo/t_grpo (Video-R1), 0.1 for reg_grpo (DeepVideo-R1). 0 drops the reference model"
+        },
+    )
     eps_low: float = field(default=0.2, metadata={"help": "GRPO ratio clip below 1"})
     eps_high: float = field(default=0.2, metadata={"help": "GRPO ratio clip above 1 (DAPO uses 0.28)"})
-    loss_norm: str = field(default="sequence", metadata={"help": "sequence: mean over each sequence's tokens then over sequences (GRPO, Video-R1); token: over all tokens of the batch (DAPO)", "choices": ["sequence", "token"]})
-    advantage: str = field(default="grpo", metadata={"help": "advantage estimator: grpo = group-normalised (see --adv_norm); rloo = R minus the mean of the group's other G-1 rewards (Ahmadian et al. 2024); reinforce = R minus the mean reward of the process's micro-batch (train.reinforce_advantages). DeepVideo-R1 compares all three", "choices": ["grpo", "rloo", "reinforce"]})
+    loss_norm: str = field(
+        default="sequence",
+        metadata={
+            "help": "sequence: mean over each sequence's tokens then over sequences (GRPO, Video-R1); token: over all tokens of the batch (DAPO)",
+            "choices": ["sequence", "token"],
+        },
+    )
+    advantage: str = field(
+        default="grpo",
+        metadata={
+            "help": "advantage estimator: grpo = group-normalised (see --adv_norm); rloo = R minus the mean of the group's other G-1 rewards (Ahmadian et al. 2024); reinforce = R minus the mean reward of the process's micro-batch (train.reinforce_advantages). DeepVideo-R1 compares all three",
+            "choices": ["grpo", "rloo", "reinforce"],
+        },
+    )
     adv_eps: float = field(default=1e-4, metadata={"help": "eps in (R - mean) / (std + eps)"})
-    adv_norm: str = field(default="std", metadata={"help": "std: A = (R - mean) / (std + eps) per group (GRPO, Video-R1, DeepVideo-R1); none: A = R - mean (Dr. GRPO), so groups with a small reward spread weigh less", "choices": ["std", "none"]})
-    rho_eps: float = field(default=1e-4, metadata={"help": "Reg-GRPO: eps in the normalisation of the sequence log-ratios"})
+    adv_norm: str = field(
+        default="std",
+        metadata={
+            "help": "std: A = (R - mean) / (std + eps) per group (GRPO, Video-R1, DeepVideo-R1); none: A = R - mean (Dr. GRPO), so groups with a small reward spread weigh less",
+            "choices": ["std", "none"],
+        },
+    )
+    rho_eps: float = field(
+        default=1e-4, metadata={"help": "Reg-GRPO: eps in the normalisation of the sequence log-ratios"}
+    )
     tgrpo_alpha: float = field(default=0.3, metadata={"help": "T-GRPO: bonus for correct ordered completions"})
-    tgrpo_mu: float = field(default=1.0, metadata={"help": "T-GRPO: bonus only when p_ordered >= mu * p_shuffled. 1.0: Video-R1's paper (v4, Eq. 1), which its maintainers called right (tulerfeng/Video-R1 issue 74, 'should be 1.0'); their code uses 0.8"})
-    regression_reward: str = field(default="relative", metadata={"help": "regression answers' training reward: relative = 1 - |pred - gt| / |gt| (Video-R1); mra = the evaluation's mean relative accuracy; within = 1 if |pred - gt| / |gt| <= regression_tolerance else 0", "choices": list(rewards.REGRESSION_REWARDS)})
-    regression_tolerance: float = field(default=0.2, metadata={"help": "relative error up to which --regression_reward within counts an answer right"})
-    length_bonus: bool = field(default=False, metadata={"help": "Video-R1's length bonus: +omega to correct completions with length in [l_min, l_max]"})
+    tgrpo_mu: float = field(
+        default=1.0,
+        metadata={
+            "help": "T-GRPO: bonus only when p_ordered >= mu * p_shuffled. 1.0: Video-R1's paper (v4, Eq. 1), which its maintainers called right (tulerfeng/Video-R1 issue 74, 'should be 1.0'); their code uses 0.8"
+        },
+    )
+    regression_reward: str = field(
+        default="relative",
+        metadata={
+            "help": "regression answers' training reward: relative = 1 - |pred - gt| / |gt| (Video-R1); mra = the evaluation's mean relative accuracy; within = 1 if |pred - gt| / |gt| <= regression_tolerance else 0",
+            "choices": list(rewards.REGRESSION_REWARDS),
+        },
+    )
+    regression_tolerance: float = field(
+        default=0.2, metadata={"help": "relative error up to which --regression_reward within counts an answer right"}
+    )
+    length_bonus: bool = field(
+        default=False,
+        metadata={"help": "Video-R1's length bonus: +omega to correct completions with length in [l_min, l_max]"},
+    )
     l_min: int = field(default=320, metadata={"help": "length bonus lower bound, tokens (Video-R1, 3B)"})
     l_max: int = field(default=512, metadata={"help": "length bonus upper bound, tokens"})
     omega: float = field(default=0.2, metadata={"help": "length bonus value"})
-    da_window: int = field(default=100, metadata={"help": "DA: number of recent samples whose mean reward is the difficulty reference (DeepVideo-R1: 100)"})
-    da_threshold: float = field(default=0.1, metadata={"help": "DA: |reference - mean reward| above which a sample counts as too easy / too hard (ours: DeepVideo-R1 gives no constant)"})
-    da_noise_scale: float = field(default=0.5, metadata={"help": "DA: frame noise std (fraction of 255) per unit of |dR| for too-easy samples (ours: the paper gives no constant)"})
+    da_window: int = field(
+        default=100,
+        metadata={
+            "help": "DA: number of recent samples whose mean reward is the difficulty reference (DeepVideo-R1: 100)"
+        },
+    )
+    da_threshold: float = field(
+        default=0.1,
+        metadata={
+            "help": "DA: |reference - mean reward| above which a sample counts as too easy / too hard (ours: DeepVideo-R1 gives no constant)"
+        },
+    )
+    da_noise_scale: float = field(
+        default=0.5,
+        metadata={
+            "help": "DA: frame noise std (fraction of 255) per unit of |dR| for too-easy samples (ours: the paper gives no constant)"
+        },
+    )
     da_noise_max: float = field(default=0.5, metadata={"help": "DA: cap on the frame noise std (ours)"})
-    da_hint_scale: float = field(default=1.0, metadata={"help": "DA: fraction of the best reasoning given as a hint per unit of dR for too-hard samples (ours)"})
-    num_frames: int = field(default=0, metadata={"help": "frames sampled per video; 0: 4 for the tiny model, 16 otherwise (both papers)"})
-    min_pixels: int = field(default=0, metadata={"help": "min pixels per frame/image; 0: the model's processor default"})
-    max_pixels: int = field(default=0, metadata={"help": "max pixels per frame/image; 0: the processor default (tiny) or 128*28*28 (real checkpoints)"})
-    freeze_vision: bool = field(default=None, metadata={"help": "freeze the vision encoder (the patch merger still trains); default: frozen for RL (DeepVideo-R1 freezes it; docs/EXPERIMENTS.md, 'Freezing the vision tower in RL'), trained for SFT"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "recompute activations in the backward pass to save memory"})
-    lora_r: int = field(default=0, metadata={"help": "LoRA rank (peft); 0: train the full weights. With LoRA only the adapters train (vision tower and merger frozen) and the reference model is the base with adapters off"})
-    lora_alpha: float = field(default=32.0, metadata={"help": "LoRA scale numerator: the adapter's update is multiplied by alpha / r"})
+    da_hint_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "DA: fraction of the best reasoning given as a hint per unit of dR for too-hard samples (ours)"
+        },
+    )
+    num_frames: int = field(
+        default=0, metadata={"help": "frames sampled per video; 0: 4 for the tiny model, 16 otherwise (both papers)"}
+    )
+    min_pixels: int = field(
+        default=0, metadata={"help": "min pixels per frame/image; 0: the model's processor default"}
+    )
+    max_pixels: int = field(
+        default=0,
+        metadata={
+            "help": "max pixels per frame/image; 0: the processor default (tiny) or 128*28*28 (real checkpoints)"
+        },
+    )
+    freeze_vision: bool = field(
+        default=None,
+        metadata={
+            "help": "freeze the vision encoder (the patch merger still trains); default: frozen for RL (DeepVideo-R1 freezes it; docs/EXPERIMENTS.md, 'Freezing the vision tower in RL'), trained for SFT"
+        },
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "recompute activations in the backward pass to save memory"}
+    )
+    lora_r: int = field(
+        default=0,
+        metadata={
+            "help": "LoRA rank (peft); 0: train the full weights. With LoRA only the adapters train (vision tower and merger frozen) and the reference model is the base with adapters off"
+        },
+    )
+    lora_alpha: float = field(
+        default=32.0, metadata={"help": "LoRA scale numerator: the adapter's update is multiplied by alpha / r"}
+    )
     lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA branch's input"})
-    lora_targets: str = field(default="", metadata={"help": "regular expression over full module names to adapt; empty: q/k/v/o/gate/up/down projections of the language model only (model.LLM_LORA_TARGETS), never the vision tower"})
-    lora_merge: bool = field(default=True, metadata={"help": "LoRA: final/ holds the merged full model; --no-lora_merge: only the adapter (+ processor), which eval.py and model.load also read"})
-    dtype: str = field(default="auto", metadata={"help": "compute dtype of the matmuls, through accelerate's mixed precision (autocast); weights and AdamW state stay fp32 whatever it is (README, 'Precision, the schedule and checkpoints'). auto: bf16 on a GPU that has it, fp32 otherwise; fp16 adds accelerate's gradient scaler", "choices": ["auto", "bf16", "fp16", "fp32"]})
+    lora_targets: str = field(
+        default="",
+        metadata={
+            "help": "regular expression over full module names to adapt; empty: q/k/v/o/gate/up/down projections of the language model only (model.LLM_LORA_TARGETS), never the vision tower"
+        },
+    )
+    lora_merge: bool = field(
+        default=True,
+        metadata={
+            "help": "LoRA: final/ holds the merged full model; --no-lora_merge: only the adapter (+ processor), which eval.py and model.load also read"
+        },
+    )
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "compute dtype of the matmuls, through accelerate's mixed precision (autocast); weights and AdamW state stay fp32 whatever it is (README, 'Precision, the schedule and checkpoints'). auto: bf16 on a GPU that has it, fp32 otherwise; fp16 adds accelerate's gradient scaler",
+            "choices": ["auto", "bf16", "fp16", "fp32"],
+        },
+    )
     logprob_chunk: int = field(default=256, metadata={"help": "tokens per chunk of the LM-head log-softmax"})
-    save_steps: int = field(default=0, metadata={"help": "write a checkpoint every K steps (and at the end); 0: only at the end"})
+    save_steps: int = field(
+        default=0, metadata={"help": "write a checkpoint every K steps (and at the end); 0: only at the end"}
+    )
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in output_dir"})
-    report_to: str = field(default="", metadata={"help": "accelerate trackers, comma-separated: tensorboard, wandb, ... (metrics.jsonl is always written)"})
-    log_completions_steps: int = field(default=10, metadata={"help": "write 2 whole groups (frames, completions, rewards, advantages) to completions.jsonl every K steps, for `eval.py view RUN_DIR`; 0: never"})
-    problem_types: str = field(default="", metadata={"help": "train only on records of these problem types (comma-separated, e.g. 'multiple choice'); empty or 'all': every type. In the main job it applies to the RL stage; the SFT start trains on everything"})
-    strict_data: bool = field(default=False, metadata={"help": "stop at the first unreadable sample instead of skipping it"})
-    sft_steps: int = field(default=MAIN_JOB_SFT_STEPS, metadata={"help": "main job (no --model, no --data): SFT cold-start steps before RL (cached under runs/)"})
+    report_to: str = field(
+        default="",
+        metadata={
+            "help": "accelerate trackers, comma-separated: tensorboard, wandb, ... (metrics.jsonl is always written)"
+        },
+    )
+    log_completions_steps: int = field(
+        default=10,
+        metadata={
+            "help": "write 2 whole groups (frames, completions, rewards, advantages) to completions.jsonl every K steps, for `eval.py view RUN_DIR`; 0: never"
+        },
+    )
+    problem_types: str = field(
+        default="",
+        metadata={
+            "help": "train only on records of these problem types (comma-separated, e.g. 'multiple choice'); empty or 'all': every type. In the main job it applies to the RL stage; the SFT start trains on everything"
+        },
+    )
+    strict_data: bool = field(
+        default=False, metadata={"help": "stop at the first unreadable sample instead of skipping it"}
+    )
+    sft_steps: int = field(
+        default=MAIN_JOB_SFT_STEPS,
+        metadata={"help": "main job (no --model, no --data): SFT cold-start steps before RL (cached under runs/)"},
+    )
     sft_batch_size: int = field(default=8, metadata={"help": "main job: prompts per SFT step"})
-    eval_limit: int = field(default=0, metadata={"help": "main job: evaluate on the first N held-out records only; 0: all"})
-    synth_train: int = field(default=2400, metadata={"help": f"training samples of the synthetic benchmark when it is generated ({SYNTH_DIR})"})
-    synth_test: int = field(default=200, metadata={"help": "held-out samples of the synthetic benchmark when it is generated"})
-    synth_families: str = field(default=",".join(MAIN_JOB_FAMILIES), metadata={"help": f"question families of the synthetic benchmark when it is generated (comma-separated, from {', '.join(ALL_FAMILIES)})"})
-    synth_size: float = field(default=MAIN_JOB_OBJECT_SIZE, metadata={"help": "object size of the synthetic benchmark (fraction of the frame's side) when it is generated"})
-    synth_size_percents: str = field(default=MAIN_JOB_SIZE_PERCENTS, metadata={"help": "widths (percent of the frame) a `size` question's square may have when the benchmark is generated; \"\": any whole number from 20 to 80 (docs/EXPERIMENTS.md, \"Other attempts at `size`\")"})
+    eval_limit: int = field(
+        default=0, metadata={"help": "main job: evaluate on the first N held-out records only; 0: all"}
+    )
+    synth_train: int = field(
+        default=2400,
+        metadata={"help": f"training samples of the synthetic benchmark when it is generated ({SYNTH_DIR})"},
+    )
+    synth_test: int = field(
+        default=200, metadata={"help": "held-out samples of the synthetic benchmark when it is generated"}
+    )
+    synth_families: str = field(
+        default=",".join(MAIN_JOB_FAMILIES),
+        metadata={
+            "help": f"question families of the synthetic benchmark when it is generated (comma-separated, from {', '.join(ALL_FAMILIES)})"
+        },
+    )
+    synth_size: float = field(
+        default=MAIN_JOB_OBJECT_SIZE,
+        metadata={"help": "object size of the synthetic benchmark (fraction of the frame's side) when it is generated"},
+    )
+    synth_size_percents: str = field(
+        default=MAIN_JOB_SIZE_PERCENTS,
+        metadata={
+            "help": 'widths (percent of the frame) a `size` question\'s square may have when the benchmark is generated; "": any whole number from 20 to 80 (docs/EXPERIMENTS.md, "Other attempts at `size`")'
+        },
+    )
 
     @property
     def tiny(self):
@@ -158,7 +348,9 @@ class Args:
         self.num_generations = self.num_generations or (4 if tiny else 8)
         self.num_shuffled = self.num_shuffled or max(1, self.num_generations // 2)
         if not self.learning_rate:
-            self.learning_rate = (1e-3 if self.algo == "sft" else 1e-4) if tiny else (1e-5 if self.algo == "sft" else 1e-6)
+            self.learning_rate = (
+                (1e-3 if self.algo == "sft" else 1e-4) if tiny else (1e-5 if self.algo == "sft" else 1e-6)
+            )
         self.output_dir = self.output_dir or f"runs/{self.algo}{'-da' if self.da else ''}-seed{self.seed}"
         if self.num_frames % 2:
             raise ValueError("--num_frames must be even: Qwen2.5-VL merges frames in pairs (temporal patch 2)")
@@ -170,13 +362,19 @@ class Args:
 def parse_args(argv=None):
     import argparse
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     for f in fields(Args):
         if f.type is bool or f.type == "bool":
-            parser.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"])
+            parser.add_argument(
+                f"--{f.name}", action=argparse.BooleanOptionalAction, default=f.default, help=f.metadata["help"]
+            )
         else:
             kind = {"int": int, "float": float, "str": str}.get(f.type, f.type) if isinstance(f.type, str) else f.type
-            parser.add_argument(f"--{f.name}", type=kind, default=f.default, help=f.metadata["help"], choices=f.metadata.get("choices"))
+            parser.add_argument(
+                f"--{f.name}", type=kind, default=f.default, help=f.metadata["help"], choices=f.metadata.get("choices")
+            )
     return Args(**vars(parser.parse_args(argv))).resolve()
 
 
@@ -260,8 +458,13 @@ def grpo_loss(logp, logp_old, logp_ref, advantages, mask, beta=0.04, eps_low=0.2
     kl = kl_k3(logp, logp_ref) if (logp_ref is not None and beta > 0) else torch.zeros_like(logp)  # [N, T]
     per_token = per_token + beta * kl
     loss = masked_mean(per_token, mask, norm)
-    clipped = ((ratio < 1 - eps_low) & (A < 0)) | ((ratio > 1 + eps_high) & (A > 0))  # where the clip removes the gradient
-    metrics = {"loss/kl": masked_mean(kl, mask, norm).item(), "loss/clip_frac": masked_mean(clipped.float(), mask, norm).item()}
+    clipped = ((ratio < 1 - eps_low) & (A < 0)) | (
+        (ratio > 1 + eps_high) & (A > 0)
+    )  # where the clip removes the gradient
+    metrics = {
+        "loss/kl": masked_mean(kl, mask, norm).item(),
+        "loss/clip_frac": masked_mean(clipped.float(), mask, norm).item(),
+    }
     return loss, metrics
 
 
@@ -290,8 +493,12 @@ def reg_grpo_loss(logp, logp_old, logp_ref, advantages, mask, group_size, beta=0
     kl = kl_k3(logp, logp_ref) if (logp_ref is not None and beta > 0) else torch.zeros_like(logp)  # [N, T]
     kl_mean = masked_mean(kl, mask, norm)
     loss = mse + beta * kl_mean
-    metrics = {"loss/kl": kl_mean.item(), "reggrpo/mse": mse.item(), "reggrpo/rho_std": rho.std(1).mean().item(),
-               "reggrpo/active_frac": float(rho.abs().max() > 1e-6)}
+    metrics = {
+        "loss/kl": kl_mean.item(),
+        "reggrpo/mse": mse.item(),
+        "reggrpo/rho_std": rho.std(1).mean().item(),
+        "reggrpo/active_frac": float(rho.abs().max() > 1e-6),
+    }
     return loss, metrics
 
 
@@ -339,20 +546,33 @@ def sample_groups(model, processor, items, n, args):
     are padded until the longest is done; each group keeps its own columns up to its longest completion."""
     import model as model_lib
 
-    prompts = [data.processor_inputs(processor, [data.prompt_text(processor, record, hint)], [visual]).to(model.device) for record, visual, hint in items]
+    prompts = [
+        data.processor_inputs(processor, [data.prompt_text(processor, record, hint)], [visual]).to(model.device)
+        for record, visual, hint in items
+    ]
     was_training = model.training
     model.eval()
     inputs = model_lib.stacked_prompts(model, prompts, [n] * len(prompts))
     eos = model.generation_config.eos_token_id
     eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=model.device)
     # temperature + top-p, drawn without the full-vocabulary multinomial and without sorting finished rows
-    sampler = model_lib.NucleusSampler(args.temperature, args.top_p, prompt_length=inputs["input_ids"].shape[1], eos_ids=eos_ids)
-    with model_lib.own_generation_config(model):  # no penalty or top-k of the checkpoint's: the rollouts are the policy's own samples
-        out = model.generate(**inputs, do_sample=False, logits_processor=[sampler], suppress_tokens=model_lib.vision_placeholder_ids(model.config),
-                             max_new_tokens=args.max_completion_length, use_cache=True,
-                             synced_gpus=False)  # weights are whole here (model.gathered_for_generation): no lockstep with other processes
+    sampler = model_lib.NucleusSampler(
+        args.temperature, args.top_p, prompt_length=inputs["input_ids"].shape[1], eos_ids=eos_ids
+    )
+    with model_lib.own_generation_config(
+        model
+    ):  # no penalty or top-k of the checkpoint's: the rollouts are the policy's own samples
+        out = model.generate(
+            **inputs,
+            do_sample=False,
+            logits_processor=[sampler],
+            suppress_tokens=model_lib.vision_placeholder_ids(model.config),
+            max_new_tokens=args.max_completion_length,
+            use_cache=True,
+            synced_gpus=False,
+        )  # weights are whole here (model.gathered_for_generation): no lockstep with other processes
     model.train(was_training)
-    ids = out[:, inputs["input_ids"].shape[1]:]  # [len(items) * n, T]
+    ids = out[:, inputs["input_ids"].shape[1] :]  # [len(items) * n, T]
     mask = completion_mask(ids, eos_ids)  # [len(items) * n, T]
     texts = processor.batch_decode(ids.masked_fill(~mask, processor.tokenizer.pad_token_id), skip_special_tokens=True)
     groups = []
@@ -371,8 +591,12 @@ def sample_group(model, processor, record, visual, n, args, hint=None):
 def score_group(group, args):
     """Rewards of Video-R1: accuracy + format (+ length bonus). T-GRPO adds its temporal bonus later."""
     record = group.record
-    group.accuracy = [rewards.accuracy_reward(t, record["solution"], record["problem_type"], args.regression_reward, args.regression_tolerance)
-                      for t in group.texts]
+    group.accuracy = [
+        rewards.accuracy_reward(
+            t, record["solution"], record["problem_type"], args.regression_reward, args.regression_tolerance
+        )
+        for t in group.texts
+    ]
     group.format = [rewards.format_reward(t) for t in group.texts]
     total = [a + f for a, f in zip(group.accuracy, group.format)]
     if args.length_bonus:
@@ -396,7 +620,9 @@ def add_temporal_bonus(group, model, processor, visual, args, generator, hint=No
     (--adv_norm none, rloo, reinforce); see rewards.temporal_bonus.
     Returns (acc_ordered, acc_shuffled, bonus given, whether the bonus changed the group's advantages)."""
     shuffled, order = data.shuffle_frames(visual, generator)
-    shuffled_group = score_group(sample_group(model, processor, group.record, shuffled, args.num_shuffled, args, hint=hint), args)
+    shuffled_group = score_group(
+        sample_group(model, processor, group.record, shuffled, args.num_shuffled, args, hint=hint), args
+    )
     bonus = rewards.temporal_bonus(group.accuracy, shuffled_group.accuracy, args.tgrpo_alpha, args.tgrpo_mu)
     group.temporal = {"order": order.tolist(), "acc_shuffled": float(np.mean(shuffled_group.accuracy)), "bonus": bonus}
     before = group.rewards
@@ -411,7 +637,9 @@ def bonus_changes_advantages(rewards_before, rewards_after, args):
     compared without eps (a group of equal rewards gets 0): eps alone moves a two-level group's advantages by
     ~eps / std (3e-5 for 0/1 rewards in a group of 4), which is not the bonus acting."""
     exact = Args(**{**asdict(args), "adv_eps": 0.0})
-    before, after = (torch.nan_to_num(advantages_of(r, exact), nan=0.0) for r in (rewards_before, rewards_after))  # 0/0 -> 0
+    before, after = (
+        torch.nan_to_num(advantages_of(r, exact), nan=0.0) for r in (rewards_before, rewards_after)
+    )  # 0/0 -> 0
     return bool((after - before).abs().max() > 1e-6)
 
 
@@ -419,7 +647,7 @@ def reasoning_of(text):
     """The text inside <think>...</think> (or before <answer> when the tag is missing)."""
     start, end = text.find("<think>"), text.find("</think>")
     if start != -1 and end > start:
-        return text[start + len("<think>"):end].strip()
+        return text[start + len("<think>") : end].strip()
     return text.split("<answer>")[0].strip()
 
 
@@ -440,13 +668,22 @@ def difficulty_augment(group, visual, reference, model, processor, args, generat
         return easier, "easy", noisy, None
     if kind == "hard":
         answer = data.answer_of(group.record["solution"])
-        revealed = sample_group(model, processor, group.record, visual, args.num_generations, args,
-                                hint=f"The correct answer is {answer}. Explain how to reach it.")
+        revealed = sample_group(
+            model,
+            processor,
+            group.record,
+            visual,
+            args.num_generations,
+            args,
+            hint=f"The correct answer is {answer}. Explain how to reach it.",
+        )
         score_group(revealed, args)
         best = revealed.texts[int(revealed.rewards.argmax())]
         hint = hint_prefix(reasoning_of(best), amount)
         if hint:
-            hinted = score_group(sample_group(model, processor, group.record, visual, args.num_generations, args, hint=hint), args)
+            hinted = score_group(
+                sample_group(model, processor, group.record, visual, args.num_generations, args, hint=hint), args
+            )
             hinted.augmentation = {"kind": "hard", "hint": hint, "d_reward": d_reward}
             return hinted, "hard", visual, hint
     return group, None, visual, None
@@ -474,7 +711,9 @@ def hint_prefix(reasoning, fraction):
 def sft_group(processor, record, visual, device):
     """SFT example as a one-completion group: the prompt, and the target (reasoning + answer + end of turn)."""
     prompt = data.processor_inputs(processor, [data.prompt_text(processor, record)], [visual]).to(device)
-    target = processor.tokenizer(data.sft_target(record) + "<|im_end|>", add_special_tokens=False, return_tensors="pt").input_ids.to(device)
+    target = processor.tokenizer(
+        data.sft_target(record) + "<|im_end|>", add_special_tokens=False, return_tensors="pt"
+    ).input_ids.to(device)
     return Group(record, prompt, target, torch.ones_like(target, dtype=torch.bool), [])
 
 
@@ -508,16 +747,24 @@ class TrainState:
         return sum(self.taken)
 
     def state_dict(self):
-        return {"step": self.step, "position": self.position, "skipped": self.skipped, "nonfinite": self.nonfinite, "window": list(self.window),
-                "taken": list(self.taken)}
+        return {
+            "step": self.step,
+            "position": self.position,
+            "skipped": self.skipped,
+            "nonfinite": self.nonfinite,
+            "window": list(self.window),
+            "taken": list(self.taken),
+        }
 
     def load_state_dict(self, state):
         self.step, self.skipped, self.nonfinite = state["step"], state["skipped"], state["nonfinite"]
         self.window.clear()
         self.window.extend(state["window"])
         if len(state.get("taken", [])) != len(self.taken):
-            raise SystemExit(f"the checkpoint was written by {len(state.get('taken', []))} processes, this run has {len(self.taken)}: "
-                             "resume with as many processes as the run had (each reads its own stream of the data)")
+            raise SystemExit(
+                f"the checkpoint was written by {len(state.get('taken', []))} processes, this run has {len(self.taken)}: "
+                "resume with as many processes as the run had (each reads its own stream of the data)"
+            )
         self.taken = list(state["taken"])
 
     @staticmethod
@@ -526,15 +773,19 @@ class TrainState:
         when one found fewer than `wanted` readable samples, rather than let the others wait for it."""
         short = accelerator.gather(torch.tensor([int(found < wanted)], device=accelerator.device)).cpu()  # [world]
         if short.any():
-            raise SystemExit(f"process(es) {short.nonzero().view(-1).tolist()} found fewer than {wanted} readable samples in the next "
-                             f"{READ_ATTEMPTS * wanted} records of their data streams: check the file with `python data.py check FILE`")
+            raise SystemExit(
+                f"process(es) {short.nonzero().view(-1).tolist()} found fewer than {wanted} readable samples in the next "
+                f"{READ_ATTEMPTS * wanted} records of their data streams: check the file with `python data.py check FILE`"
+            )
 
     def record(self, accelerator, mean_rewards, taken, da):
         """Fold one micro-batch of every process into the counters and (da) DA's window. mean_rewards: this
         process's [batch_size] group means before augmentation, in data order; taken: how far it has now read
         its stream. Every process calls it once per micro-batch (a collective)."""
         device = accelerator.device
-        everyone = accelerator.gather(torch.tensor(mean_rewards, dtype=torch.float32, device=device)).cpu()  # [world * batch_size]
+        everyone = accelerator.gather(
+            torch.tensor(mean_rewards, dtype=torch.float32, device=device)
+        ).cpu()  # [world * batch_size]
         counts = accelerator.gather(torch.tensor([taken], dtype=torch.long, device=device)).cpu()  # [world]
         self.skipped += int(counts.sum()) - sum(self.taken) - len(everyone)  # read minus trained on, all processes
         self.taken = counts.tolist()
@@ -542,7 +793,9 @@ class TrainState:
             self.window.extend(everyone.tolist())
 
 
-READ_ATTEMPTS = 20  # a micro-batch gives up after 20 x batch_size records of a process's stream without batch_size readable ones
+READ_ATTEMPTS = (
+    20  # a micro-batch gives up after 20 x batch_size records of a process's stream without batch_size readable ones
+)
 
 
 def stream_position(rank, k, batch_size, world):
@@ -566,7 +819,9 @@ def prepare_assets(args):
     if not args.data:
         wanted = synth_config(args)
         if os.path.isfile(os.path.join(SYNTH_DIR, "train.json")):
-            check_synth_config(os.path.join(SYNTH_DIR, "synth_config.json"), wanted, f"delete {SYNTH_DIR} to regenerate it")
+            check_synth_config(
+                os.path.join(SYNTH_DIR, "synth_config.json"), wanted, f"delete {SYNTH_DIR} to regenerate it"
+            )
         else:
             cfg = data.SynthConfig(**{k: v for k, v in wanted.items() if k in data.SynthConfig.__dataclass_fields__})
             data.synth(SYNTH_DIR, args.synth_train, args.synth_test, seed=0, cfg=cfg)
@@ -578,9 +833,16 @@ def synth_config(args):
     families = tuple(f.strip() for f in args.synth_families.split(",") if f.strip())
     unknown = sorted(set(families) - set(ALL_FAMILIES))
     if unknown or not families:
-        raise ValueError(f"--synth_families {args.synth_families!r}: unknown or no families {unknown}; choose from {', '.join(ALL_FAMILIES)}")
+        raise ValueError(
+            f"--synth_families {args.synth_families!r}: unknown or no families {unknown}; choose from {', '.join(ALL_FAMILIES)}"
+        )
     percents = data.parse_percents(args.synth_size_percents)
-    return data.synth_settings(args.synth_train, args.synth_test, 0, data.SynthConfig(families=families, size=args.synth_size, size_percents=percents))
+    return data.synth_settings(
+        args.synth_train,
+        args.synth_test,
+        0,
+        data.SynthConfig(families=families, size=args.synth_size, size_percents=percents),
+    )
 
 
 def check_synth_config(path, wanted, remedy):
@@ -590,7 +852,11 @@ def check_synth_config(path, wanted, remedy):
     if have is not None:  # a file written before a setting existed was made with that setting's default
         have = {**json.loads(json.dumps(data.SynthConfig().__dict__)), **have}
     if have != wanted:
-        diff = "no synth_config.json" if have is None else ", ".join(f"{k}: {have.get(k)!r} there, {v!r} asked" for k, v in wanted.items() if have.get(k) != v)
+        diff = (
+            "no synth_config.json"
+            if have is None
+            else ", ".join(f"{k}: {have.get(k)!r} there, {v!r} asked" for k, v in wanted.items() if have.get(k) != v)
+        )
         raise SystemExit(f"{path}: made with other benchmark settings ({diff}); {remedy}")
 
 
@@ -607,7 +873,15 @@ def record_at(records, position, seed):
 
 
 def latest_checkpoint(output_dir):
-    steps = [int(d.split("-")[1]) for d in os.listdir(output_dir) if d.startswith("checkpoint-") and d.split("-")[1].isdigit()] if os.path.isdir(output_dir) else []
+    steps = (
+        [
+            int(d.split("-")[1])
+            for d in os.listdir(output_dir)
+            if d.startswith("checkpoint-") and d.split("-")[1].isdigit()
+        ]
+        if os.path.isdir(output_dir)
+        else []
+    )
     return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
 
 
@@ -646,7 +920,9 @@ def save_final(accelerator, policy, processor, args, peft_model=None):
         else:
             model_lib.save_lora(peft_model, state, tmp, merge=args.lora_merge)
         processor.save_pretrained(tmp)
-        with open(os.path.join(tmp, "args.json"), "w") as f:  # how it was trained: eval.py run takes its frames and pixels from here
+        with open(
+            os.path.join(tmp, "args.json"), "w"
+        ) as f:  # how it was trained: eval.py run takes its frames and pixels from here
             json.dump(asdict(args), f, indent=1)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
@@ -709,8 +985,12 @@ def compute_dtype(args):
     """The dtype the matmuls run in (--dtype): auto is bf16 on a GPU that has it, fp32 elsewhere."""
     if args.dtype == "auto":
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    if args.dtype == "fp16" and not torch.cuda.is_available():  # accelerate's fp16 gradient scaler is for accelerators only
-        raise SystemExit("--dtype fp16 needs a GPU (accelerate's fp16 loss scaling does not run on the CPU); use --dtype bf16 or fp32 here")
+    if (
+        args.dtype == "fp16" and not torch.cuda.is_available()
+    ):  # accelerate's fp16 gradient scaler is for accelerators only
+        raise SystemExit(
+            "--dtype fp16 needs a GPU (accelerate's fp16 loss scaling does not run on the CPU); use --dtype bf16 or fp32 here"
+        )
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
 
 
@@ -729,20 +1009,26 @@ def new_accelerator(args, **kwargs):
     """
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision=MIXED_PRECISION[compute_dtype(args)], step_scheduler_with_optimizer=False, **kwargs)
+    return Accelerator(
+        mixed_precision=MIXED_PRECISION[compute_dtype(args)], step_scheduler_with_optimizer=False, **kwargs
+    )
 
 
 def optimizer_and_schedule(policy, args):
     """AdamW over the trainable parameters, and the learning-rate schedule per optimizer update: linear
     warm-up over --warmup_steps, then constant or cosine to 0 at the last update."""
-    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=args.learning_rate, weight_decay=args.weight_decay)
+    optimizer = torch.optim.AdamW(
+        [p for p in policy.parameters() if p.requires_grad], lr=args.learning_rate, weight_decay=args.weight_decay
+    )
     total_updates = args.max_steps * args.num_iterations
 
     def lr_factor(update):
         if update < args.warmup_steps:
             return (update + 1) / args.warmup_steps
         if args.lr_schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * (update - args.warmup_steps) / max(1, total_updates - args.warmup_steps)))
+            return 0.5 * (
+                1 + math.cos(math.pi * (update - args.warmup_steps) / max(1, total_updates - args.warmup_steps))
+            )
         return 1.0
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
@@ -762,9 +1048,21 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
     model: the unwrapped policy (whole, see model.gathered_for_generation); prompts: (record, visual,
     generator) of this process's readable samples; reference: DA's mean reward over the window (None
     while it is empty: no augmentation yet). Returns (groups, stats for step_metrics)."""
-    stats = {"acc_ordered": [], "acc_shuffled": [], "bonus": [], "bonus_changed": [], "easy": 0, "hard": 0, "zero_before": 0}
+    stats = {
+        "acc_ordered": [],
+        "acc_shuffled": [],
+        "bonus": [],
+        "bonus_changed": [],
+        "easy": 0,
+        "hard": 0,
+        "zero_before": 0,
+    }
     t0 = time.time()
-    groups = sample_groups(model, processor, [(r, v, None) for r, v, _ in prompts], args.num_generations, args) if prompts else []
+    groups = (
+        sample_groups(model, processor, [(r, v, None) for r, v, _ in prompts], args.num_generations, args)
+        if prompts
+        else []
+    )
     timing["generate"] += time.time() - t0
     for i, (group, (record, visual, generator)) in enumerate(zip(groups, prompts)):
         t0 = time.time()
@@ -773,11 +1071,15 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
         timing["score"] += time.time() - t0
         if args.da:
             stats["zero_before"] += bool(group.rewards.std() == 0)
-            group.mean_before = group.rewards.mean().item()  # what the window records: the difficulty before augmentation
+            group.mean_before = (
+                group.rewards.mean().item()
+            )  # what the window records: the difficulty before augmentation
             hint = None
             if reference is not None:
                 t0 = time.time()
-                augmented, kind, visual, hint = difficulty_augment(group, visual, reference, model, processor, args, generator)
+                augmented, kind, visual, hint = difficulty_augment(
+                    group, visual, reference, model, processor, args, generator
+                )
                 augmented.mean_before, augmented.visual = group.mean_before, visual
                 groups[i] = group = augmented
                 timing["generate"] += time.time() - t0
@@ -785,7 +1087,9 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
                     stats[kind] += 1
         if args.algo == "t_grpo" and record["data_type"] == "video":  # images get no temporal bonus
             t0 = time.time()
-            p, p_shuffled, bonus, changed = add_temporal_bonus(group, model, processor, visual, args, generator, hint if args.da else None)
+            p, p_shuffled, bonus, changed = add_temporal_bonus(
+                group, model, processor, visual, args, generator, hint if args.da else None
+            )
             timing["generate"] += time.time() - t0
             stats["acc_ordered"].append(p)
             stats["acc_shuffled"].append(p_shuffled)
@@ -809,25 +1113,39 @@ def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, st
                 loss, loss_metrics = compute_loss(policy, mb, args)
                 accelerator.backward(loss / len(micro))
             seen.append(loss_metrics)
-        grad_norm = accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm) if args.max_grad_norm > 0 else _grad_norm(policy)
+        grad_norm = (
+            accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+            if args.max_grad_norm > 0
+            else _grad_norm(policy)
+        )
         grad_norm = float(grad_norm)  # global: gradients are all-reduced, so every process takes the same branch below
         if accelerator.scaler is not None:  # fp16: the scaler skips an overflowing update itself and lowers its scale
             optimizer.step()
             if optimizer.step_was_skipped and accelerator.is_main_process:
-                print(f"step {state.step}: fp16 gradient overflow, update skipped (loss scale now {accelerator.scaler.get_scale():g})", file=sys.stderr)
+                print(
+                    f"step {state.step}: fp16 gradient overflow, update skipped (loss scale now {accelerator.scaler.get_scale():g})",
+                    file=sys.stderr,
+                )
         elif math.isfinite(loss.item()) and math.isfinite(grad_norm):
             optimizer.step()
             state.nonfinite = 0
         else:
             state.nonfinite += 1
             if accelerator.is_main_process:
-                print(f"step {state.step}: non-finite loss or gradient, update skipped ({state.nonfinite} in a row)", file=sys.stderr)
+                print(
+                    f"step {state.step}: non-finite loss or gradient, update skipped ({state.nonfinite} in a row)",
+                    file=sys.stderr,
+                )
             if state.nonfinite >= 5:
                 raise SystemExit("5 non-finite updates in a row: lower the learning rate or check the data; stopping")
         scheduler.step()  # once per update on every process (new_accelerator: step_scheduler_with_optimizer=False)
         optimizer.zero_grad(set_to_none=True)
         timing["update"] += time.time() - t0
-    return loss, {k: float(np.mean([m[k] for m in seen])) for k in seen[-1]}, grad_norm  # every micro-batch reports the same keys
+    return (
+        loss,
+        {k: float(np.mean([m[k] for m in seen])) for k in seen[-1]},
+        grad_norm,
+    )  # every micro-batch reports the same keys
 
 
 def train(args):
@@ -835,9 +1153,13 @@ def train(args):
 
     import model as model_lib
 
-    accelerator = new_accelerator(args, log_with=[t for t in args.report_to.split(",") if t] or None, project_dir=args.output_dir)
+    accelerator = new_accelerator(
+        args, log_with=[t for t in args.report_to.split(",") if t] or None, project_dir=args.output_dir
+    )
     rank, world = accelerator.process_index, accelerator.num_processes
-    model_lib.keep_freed_memory(accelerator.device)  # on a CPU: no page faults for every large tensor (model.keep_freed_memory)
+    model_lib.keep_freed_memory(
+        accelerator.device
+    )  # on a CPU: no page faults for every large tensor (model.keep_freed_memory)
     seed_everything(args.seed + rank)
     with accelerator.main_process_first():
         model_path, data_path = prepare_assets(args)
@@ -846,17 +1168,33 @@ def train(args):
     # Trainable weights are fp32 master weights (new_accelerator). With LoRA the base never steps, so under
     # bf16/fp16 compute it is held in that dtype (half the memory); peft keeps the adapters in fp32.
     weights = compute if args.lora_r else torch.float32
-    model, processor = model_lib.load(model_path, dtype=weights, device=accelerator.device, gradient_checkpointing=args.gradient_checkpointing,
-                                      freeze_vision=args.freeze_vision, min_pixels=args.min_pixels or None, max_pixels=args.max_pixels or None)
+    model, processor = model_lib.load(
+        model_path,
+        dtype=weights,
+        device=accelerator.device,
+        gradient_checkpointing=args.gradient_checkpointing,
+        freeze_vision=args.freeze_vision,
+        min_pixels=args.min_pixels or None,
+        max_pixels=args.max_pixels or None,
+    )
     peft_model = None
     if args.lora_r:  # adapters on the language model; the base weights freeze (see model.add_lora)
-        peft_model = model_lib.add_lora(model, args.lora_r, args.lora_alpha, args.lora_dropout, args.lora_targets or model_lib.LLM_LORA_TARGETS, model_path)
+        peft_model = model_lib.add_lora(
+            model,
+            args.lora_r,
+            args.lora_alpha,
+            args.lora_dropout,
+            args.lora_targets or model_lib.LLM_LORA_TARGETS,
+            model_path,
+        )
         model = peft_model.get_base_model()  # the same modules, LoRA layers inside: what LogProbs and generate run
     model.train()  # from_pretrained leaves eval mode; train mode turns activation checkpointing on
     if accelerator.is_main_process:
-        print(f"precision: {str(compute).removeprefix('torch.')} compute (autocast {'on' if accelerator.native_amp else 'off'}), "
-              f"trainable weights and AdamW state {str(next(p.dtype for p in model.parameters() if p.requires_grad)).removeprefix('torch.')}"
-              + (", fp16 gradient scaler" if accelerator.scaler is not None else ""))
+        print(
+            f"precision: {str(compute).removeprefix('torch.')} compute (autocast {'on' if accelerator.native_amp else 'off'}), "
+            f"trainable weights and AdamW state {str(next(p.dtype for p in model.parameters() if p.requires_grad)).removeprefix('torch.')}"
+            + (", fp16 gradient scaler" if accelerator.scaler is not None else "")
+        )
     budget = processor.video_processor.size
     min_pixels, max_pixels = budget["shortest_edge"], budget["longest_edge"]
     try:
@@ -875,14 +1213,23 @@ def train(args):
         print(f"{len(records)} records from {data_path} ({len(bad)} bad, skipped){chosen}")
     if not kept:
         found = sorted({r["problem_type"] for r in records})
-        raise SystemExit(f"no usable records in {data_path}" + (f" of problem type {args.problem_types} (it has: {', '.join(found)})" if records else ""))
+        raise SystemExit(
+            f"no usable records in {data_path}"
+            + (f" of problem type {args.problem_types} (it has: {', '.join(found)})" if records else "")
+        )
     records = kept
 
     policy = model_lib.LogProbs(model, args.logprob_chunk)
     optimizer, scheduler = optimizer_and_schedule(policy, args)
     configure_deepspeed(accelerator, args)
     policy, optimizer, scheduler = accelerator.prepare(policy, optimizer, scheduler)
-    ref = reference_logprobs(accelerator, policy, peft_model, lambda: model_lib.load_model(model_path, dtype=compute, device=accelerator.device), args)
+    ref = reference_logprobs(
+        accelerator,
+        policy,
+        peft_model,
+        lambda: model_lib.load_model(model_path, dtype=compute, device=accelerator.device),
+        args,
+    )
     state = TrainState(args.da_window, world)
     accelerator.register_for_checkpointing(state)
     metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
@@ -890,7 +1237,10 @@ def train(args):
         accelerator.load_state(ckpt)
         if accelerator.is_main_process:
             print(f"resumed from {ckpt} at step {state.step}")
-            for path in (metrics_path, os.path.join(args.output_dir, "completions.jsonl")):  # drop lines logged after that checkpoint by the killed run
+            for path in (
+                metrics_path,
+                os.path.join(args.output_dir, "completions.jsonl"),
+            ):  # drop lines logged after that checkpoint by the killed run
                 if os.path.exists(path):
                     lines = [line for line in open(path) if json.loads(line)["step"] <= state.step]
                     open(path, "w").writelines(lines)
@@ -913,7 +1263,10 @@ def train(args):
             # autocast: sampling and the rollout log-probs in the compute dtype, as the training forward
             gathered = model_lib.gathered_for_generation(accelerator, policy) if args.algo != "sft" else nullcontext()
             with gathered, accelerator.autocast():
-                prompts, k = [], state.taken[rank]  # (record, visual, generator) of batch_size readable samples of this process's stream
+                prompts, k = (
+                    [],
+                    state.taken[rank],
+                )  # (record, visual, generator) of batch_size readable samples of this process's stream
                 while len(prompts) < args.batch_size and k < state.taken[rank] + READ_ATTEMPTS * args.batch_size:
                     position = stream_position(rank, k, args.batch_size, world)
                     k += 1
@@ -924,23 +1277,34 @@ def train(args):
                     except data.SampleError as e:
                         if args.strict_data:
                             raise
-                        print(f"process {rank}: skipping unreadable sample (the next of its stream instead): {e}", file=sys.stderr)
+                        print(
+                            f"process {rank}: skipping unreadable sample (the next of its stream instead): {e}",
+                            file=sys.stderr,
+                        )
                         continue
                     prompts.append((record, visual, generator))
                 TrainState.check_readable(accelerator, len(prompts), args.batch_size)
                 if args.algo == "sft":
-                    groups, stats = [sft_group(processor, record, visual, accelerator.device) for record, visual, _ in prompts], {}
+                    groups, stats = (
+                        [sft_group(processor, record, visual, accelerator.device) for record, visual, _ in prompts],
+                        {},
+                    )
                 else:
                     reference = float(np.mean(state.window)) if args.da and state.window else None
                     groups, stats = collect_rollouts(unwrapped, processor, prompts, reference, args, timing)
                 micro.append(rollout_tensors(groups, ref, args, accelerator, timing, policy) | {"stats": stats})
             state.record(accelerator, [getattr(g, "mean_before", 0.0) for g in groups], k, args.da)
 
-        loss, loss_metrics, grad_norm = optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, state, timing)
+        loss, loss_metrics, grad_norm = optimizer_updates(
+            accelerator, policy, optimizer, scheduler, micro, args, state, timing
+        )
         state.step += 1
 
         m = step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state)
-        m = {k: v.item() for k, v in zip(m, accelerator.reduce(torch.tensor(list(m.values()), device=accelerator.device), "mean"))}
+        m = {
+            k: v.item()
+            for k, v in zip(m, accelerator.reduce(torch.tensor(list(m.values()), device=accelerator.device), "mean"))
+        }
         m["step"] = state.step
         if accelerator.is_main_process:
             with open(metrics_path, "a") as f:
@@ -948,7 +1312,11 @@ def train(args):
             if args.log_completions_steps and state.step % args.log_completions_steps == 0 and args.algo != "sft":
                 log_completions(micro, args, state.step)
         accelerator.log(m, step=state.step)
-        bar.set_postfix({"reward": f"{m.get('reward/mean', -m['loss/total']):.3f}"} if args.algo != "sft" else {"loss": f"{m['loss/total']:.3f}"})
+        bar.set_postfix(
+            {"reward": f"{m.get('reward/mean', -m['loss/total']):.3f}"}
+            if args.algo != "sft"
+            else {"loss": f"{m['loss/total']:.3f}"}
+        )
         bar.update(1)
         if args.save_steps and state.step % args.save_steps == 0 and state.step < args.max_steps:
             save_checkpoint(accelerator, args, state.step)
@@ -984,7 +1352,9 @@ def rollout_tensors(groups, ref, args, accelerator, timing, policy):
     out["rewards"] = rewards_
     out["advantages"] = advantages_of(rewards_, args)  # [N]
     t0 = time.time()
-    out["logp_old"] = policy(pairs).detach() if args.num_iterations > 1 else None  # [N, T]; with one update it equals logp.detach()
+    out["logp_old"] = (
+        policy(pairs).detach() if args.num_iterations > 1 else None
+    )  # [N, T]; with one update it equals logp.detach()
     out["logp_ref"] = ref(pairs) if ref is not None else None  # [N, T]
     timing["logprob"] += time.time() - t0
     return out
@@ -999,20 +1369,39 @@ def compute_loss(policy, mb, args):
         return loss, {}
     logp_old = mb["logp_old"] if mb["logp_old"] is not None else logp.detach()  # [N, T]
     if args.algo == "reg_grpo":
-        return reg_grpo_loss(logp, logp_old, mb["logp_ref"], mb["advantages"], mask, args.num_generations, args.beta, args.rho_eps, args.loss_norm)
-    return grpo_loss(logp, logp_old, mb["logp_ref"], mb["advantages"], mask, args.beta, args.eps_low, args.eps_high, args.loss_norm)
+        return reg_grpo_loss(
+            logp,
+            logp_old,
+            mb["logp_ref"],
+            mb["advantages"],
+            mask,
+            args.num_generations,
+            args.beta,
+            args.rho_eps,
+            args.loss_norm,
+        )
+    return grpo_loss(
+        logp, logp_old, mb["logp_ref"], mb["advantages"], mask, args.beta, args.eps_low, args.eps_high, args.loss_norm
+    )
 
 
 def step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state):
     """Grouped metric names, explained in the README."""
     groups = [g for mb in micro for g in mb["groups"]]
-    m = {"loss/total": loss.item(), "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0], "data/skipped": float(state.skipped)}
+    m = {
+        "loss/total": loss.item(),
+        "grad_norm": grad_norm,
+        "lr": scheduler.get_last_lr()[0],
+        "data/skipped": float(state.skipped),
+    }
     m.update({k: v for k, v in loss_metrics.items()})
     # every process must report the same keys (they are averaged across processes): a process whose
     # samples were all unreadable reports zeros
     m["completions/mean_length"] = float(torch.cat([g.mask.sum(1) for g in groups]).float().mean()) if groups else 0.0
     if args.algo != "sft":
-        groups = groups or [Group(None, None, None, torch.zeros(1, 1, dtype=torch.bool), [], torch.zeros(2), [0.0], [0.0])]
+        groups = groups or [
+            Group(None, None, None, torch.zeros(1, 1, dtype=torch.bool), [], torch.zeros(2), [0.0], [0.0])
+        ]
         r = torch.cat([g.rewards for g in groups])
         m["reward/mean"] = r.mean().item()
         m["reward/std"] = torch.stack([g.rewards.std() for g in groups]).mean().item()
@@ -1052,14 +1441,30 @@ def log_completions(micro, args, step):
                 if logged == LOGGED_GROUPS:
                     return
                 n = len(g.texts)
-                f.write(json.dumps({
-                    "step": step, "problem_id": g.record.get("problem_id"), "problem": g.record["problem"], "options": g.record.get("options") or [],
-                    "problem_type": g.record["problem_type"], "data_type": g.record["data_type"], "solution": g.record["solution"],
-                    "question_family": g.record.get("question_family"), "algo": args.algo + ("+da" if args.da else ""),
-                    "frames": data.thumbnails(g.visual.frames) if g.visual is not None else [],
-                    "augmentation": g.augmentation, "temporal": g.temporal, "completions": g.texts,
-                    "accuracy": g.accuracy, "format": g.format, "rewards": g.rewards.tolist(),
-                    "advantages": mb["advantages"][k * n:(k + 1) * n].tolist()}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "problem_id": g.record.get("problem_id"),
+                            "problem": g.record["problem"],
+                            "options": g.record.get("options") or [],
+                            "problem_type": g.record["problem_type"],
+                            "data_type": g.record["data_type"],
+                            "solution": g.record["solution"],
+                            "question_family": g.record.get("question_family"),
+                            "algo": args.algo + ("+da" if args.da else ""),
+                            "frames": data.thumbnails(g.visual.frames) if g.visual is not None else [],
+                            "augmentation": g.augmentation,
+                            "temporal": g.temporal,
+                            "completions": g.texts,
+                            "accuracy": g.accuracy,
+                            "format": g.format,
+                            "rewards": g.rewards.tolist(),
+                            "advantages": mb["advantages"][k * n : (k + 1) * n].tolist(),
+                        }
+                    )
+                    + "\n"
+                )
                 logged += 1
 
 
@@ -1086,11 +1491,22 @@ def held_out_eval(model_dir, args, test_path, accelerator):
             donors = None
         metrics = {"eval_test": None, "eval_test_blind": None}
         for name, shown in [("eval_test", None)] + ([("eval_test_blind", donors)] if donors is not None else []):
-            results, errors = evaluation.evaluate(model, processor, records, num_frames=args.num_frames, min_pixels=size["shortest_edge"],
-                                                  max_pixels=size["longest_edge"], max_new_tokens=args.max_completion_length, batch_size=16, donors=shown)
+            results, errors = evaluation.evaluate(
+                model,
+                processor,
+                records,
+                num_frames=args.num_frames,
+                min_pixels=size["shortest_edge"],
+                max_pixels=size["longest_edge"],
+                max_new_tokens=args.max_completion_length,
+                batch_size=16,
+                donors=shown,
+            )
             metrics[name] = evaluation.summarize(results, len(errors))
-            evaluation.write_json(os.path.join(os.path.dirname(model_dir), f"{name}.json"),
-                                  {"model": model_dir, "eval_limit": args.eval_limit, "results": results, "metrics": metrics[name]})
+            evaluation.write_json(
+                os.path.join(os.path.dirname(model_dir), f"{name}.json"),
+                {"model": model_dir, "eval_limit": args.eval_limit, "results": results, "metrics": metrics[name]},
+            )
     accelerator.wait_for_everyone()
     return (metrics["eval_test"], metrics["eval_test_blind"]) if metrics else (None, None)
 
@@ -1099,9 +1515,23 @@ def main_job_sft_args(args):
     """The main job's SFT cold start: every problem type, the SFT defaults, full weights. The tiny model's
     vision tower starts random, so --freeze_vision and --lora_r (which freezes it too) apply to the RL
     stage only; a frozen random vision tower would leave the start blind."""
-    return Args(**{**asdict(args), "algo": "sft", "da": False, "max_steps": args.sft_steps, "batch_size": args.sft_batch_size,
-                   "learning_rate": 0.0, "beta": -1.0, "problem_types": "", "output_dir": f"runs/sft-cold-start-{args.sft_steps}x{args.sft_batch_size}-seed{args.seed}",
-                   "save_steps": 0, "resume": False, "freeze_vision": False, "lora_r": 0}).resolve()
+    return Args(
+        **{
+            **asdict(args),
+            "algo": "sft",
+            "da": False,
+            "max_steps": args.sft_steps,
+            "batch_size": args.sft_batch_size,
+            "learning_rate": 0.0,
+            "beta": -1.0,
+            "problem_types": "",
+            "output_dir": f"runs/sft-cold-start-{args.sft_steps}x{args.sft_batch_size}-seed{args.seed}",
+            "save_steps": 0,
+            "resume": False,
+            "freeze_vision": False,
+            "lora_r": 0,
+        }
+    ).resolve()
 
 
 def main_job(args):
@@ -1129,7 +1559,9 @@ def main_job(args):
     t0 = time.time()
     cached = [os.path.join(sft_args.output_dir, f"{name}.json") for name in ("eval_test", "eval_test_blind")]
     if all(os.path.exists(c) and json.load(open(c)).get("eval_limit") == args.eval_limit for c in cached):
-        before, before_blind = (json.load(open(c))["metrics"] for c in cached)  # the same SFT model on the same split: evaluated once
+        before, before_blind = (
+            json.load(open(c))["metrics"] for c in cached
+        )  # the same SFT model on the same split: evaluated once
     else:
         before, before_blind = held_out_eval(sft_final, args, test_path, accelerator)
     stages["eval_sft_s"] = round(time.time() - t0, 1)
@@ -1151,26 +1583,50 @@ def main_job(args):
     after, after_blind = held_out_eval(os.path.join(args.output_dir, "final"), args, test_path, accelerator)
     stages["eval_rl_s"] = round(time.time() - t0, 1)
     if accelerator.is_main_process:
-        summary = {"algo": args.algo + ("+da" if args.da else ""), "seed": args.seed, "sft_accuracy": before["overall"], "rl_accuracy": after["overall"],
-                   "sft_blind_accuracy": (before_blind or {}).get("overall"), "rl_blind_accuracy": (after_blind or {}).get("overall"),
-                   "sft": before, "rl": after, "sft_blind": before_blind, "rl_blind": after_blind, "wall_time_s": round(time.time() - t_start, 1), "stages": stages,
-                   "sft_checkpoint": sft_final, "test_file": test_path}
+        summary = {
+            "algo": args.algo + ("+da" if args.da else ""),
+            "seed": args.seed,
+            "sft_accuracy": before["overall"],
+            "rl_accuracy": after["overall"],
+            "sft_blind_accuracy": (before_blind or {}).get("overall"),
+            "rl_blind_accuracy": (after_blind or {}).get("overall"),
+            "sft": before,
+            "rl": after,
+            "sft_blind": before_blind,
+            "rl_blind": after_blind,
+            "wall_time_s": round(time.time() - t_start, 1),
+            "stages": stages,
+            "sft_checkpoint": sft_final,
+            "test_file": test_path,
+        }
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
         print(before_after_table(before, after, args, before_blind, after_blind))
-        print(f"wall time {summary['wall_time_s']} s ({stages}); summary: {os.path.join(args.output_dir, 'summary.json')}"
-              + (f"; rollouts to look at: {page}" if page else ""))
+        print(
+            f"wall time {summary['wall_time_s']} s ({stages}); summary: {os.path.join(args.output_dir, 'summary.json')}"
+            + (f"; rollouts to look at: {page}" if page else "")
+        )
 
 
 def before_after_table(before, after, args, before_blind, after_blind):
     """Markdown: held-out scores of the SFT start and the RL model, overall, by kind and family, and
     overall with another record's video (a model that scores as well blind does not use its input)."""
-    rows = [("overall (score)", "overall"), ("accuracy (non-regression)", "accuracy"), ("MRA (regression)", "mra"),
-            ("temporal questions", "temporal"), ("static questions", "static")]
+    rows = [
+        ("overall (score)", "overall"),
+        ("accuracy (non-regression)", "accuracy"),
+        ("MRA (regression)", "mra"),
+        ("temporal questions", "temporal"),
+        ("static questions", "static"),
+    ]
     fmt = lambda v: "-" if v is None else f"{v:.3f}"
-    lines = [f"| held-out ({before['n']} records) | SFT | SFT + {args.algo}{'+da' if args.da else ''} |", "|---|---|---|"]
+    lines = [
+        f"| held-out ({before['n']} records) | SFT | SFT + {args.algo}{'+da' if args.da else ''} |",
+        "|---|---|---|",
+    ]
     lines += [f"| {name} | {fmt(before.get(key))} | {fmt(after.get(key))} |" for name, key in rows]
-    lines.append(f"| overall, another record's video (blind) | {fmt((before_blind or {}).get('overall'))} | {fmt((after_blind or {}).get('overall'))} |")
+    lines.append(
+        f"| overall, another record's video (blind) | {fmt((before_blind or {}).get('overall'))} | {fmt((after_blind or {}).get('overall'))} |"
+    )
     for family in before.get("by_question_family", {}):
         b, a = before["by_question_family"][family], after["by_question_family"].get(family, {})
         lines.append(f"| family: {family} (n={b['n']}) | {fmt(b['score'])} | {fmt(a.get('score'))} |")
@@ -1201,23 +1657,34 @@ def check_inputs(args):
     model = args.model
     if model and not os.path.isdir(model):
         if os.path.exists(model) or model.startswith(("/", ".", "~")) or not re.fullmatch(r"[\w.-]+/[\w.-]+", model):
-            usage_error(f"--model {model}: no such folder, and not a hub id of the form org/name; give a checkpoint folder "
-                        "(with config.json, or a LoRA adapter's adapter_config.json) or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct")
+            usage_error(
+                f"--model {model}: no such folder, and not a hub id of the form org/name; give a checkpoint folder "
+                "(with config.json, or a LoRA adapter's adapter_config.json) or a hub id such as Qwen/Qwen2.5-VL-3B-Instruct"
+            )
     elif model and not any(os.path.isfile(os.path.join(model, f)) for f in ("config.json", "adapter_config.json")):
-        usage_error(f"--model {model}: the folder has no config.json (nor adapter_config.json), so it is no Hugging Face checkpoint; "
-                    "a run's model is in its final/ folder")
+        usage_error(
+            f"--model {model}: the folder has no config.json (nor adapter_config.json), so it is no Hugging Face checkpoint; "
+            "a run's model is in its final/ folder"
+        )
     if args.data and not os.path.isfile(args.data):
-        usage_error(f"--data {args.data}: no such file; give a Video-R1 JSON or JSONL file (`python data.py check FILE` validates one)")
+        usage_error(
+            f"--data {args.data}: no such file; give a Video-R1 JSON or JSONL file (`python data.py check FILE` validates one)"
+        )
 
 
 def main(argv=None):
     import psutil  # accelerate's own dependency
 
-    threads = launcher_cpu_threads(os.environ, torch.cuda.is_available(), psutil.cpu_count(logical=False) or os.cpu_count() or 1)
+    threads = launcher_cpu_threads(
+        os.environ, torch.cuda.is_available(), psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    )
     if threads:
         torch.set_num_threads(threads)
-        print(f"accelerate launch without --cpu set OMP_NUM_THREADS=1 on this machine without a GPU; using {threads} threads, "
-              "as `accelerate launch --cpu` would (--cpu --num_cpu_threads_per_process N chooses)", file=sys.stderr)
+        print(
+            f"accelerate launch without --cpu set OMP_NUM_THREADS=1 on this machine without a GPU; using {threads} threads, "
+            "as `accelerate launch --cpu` would (--cpu --num_cpu_threads_per_process N chooses)",
+            file=sys.stderr,
+        )
     args = parse_args(argv)
     check_inputs(args)
     if args.algo != "sft" and not args.model and not args.data:

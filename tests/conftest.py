@@ -24,7 +24,9 @@ def synth_dir(tmp_path_factory):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "benchmark: slow measurements that print numbers; run with `pytest -m benchmark`")
+    config.addinivalue_line(
+        "markers", "benchmark: slow measurements that print numbers; run with `pytest -m benchmark`"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -49,7 +51,18 @@ def tiny_dir(tmp_path_factory):
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
 # --cpu makes accelerate use its simple launcher: ONE process whatever --num_processes says. Runs of several
 # processes go through a config file instead (test_scale.py).
-LAUNCH = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+LAUNCH = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--cpu",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+]
 SFT_STEPS = 40
 
 
@@ -75,13 +88,56 @@ def warm(tiny_dir, synth_dir, tmp_path_factory):
     data_path = str(tmp / "short.json")
     json.dump(records, open(data_path, "w"))
     out = str(tmp / "sft")
-    run(LAUNCH + ["--num_processes", "1", "train.py", "--algo", "sft", "--model", str(tiny_dir), "--data", data_path, "--output_dir", out,
-                  "--max_steps", str(SFT_STEPS), "--batch_size", "4", "--learning_rate", "2e-3", "--save_steps", "20"])
+    run(
+        LAUNCH
+        + [
+            "--num_processes",
+            "1",
+            "train.py",
+            "--algo",
+            "sft",
+            "--model",
+            str(tiny_dir),
+            "--data",
+            data_path,
+            "--output_dir",
+            out,
+            "--max_steps",
+            str(SFT_STEPS),
+            "--batch_size",
+            "4",
+            "--learning_rate",
+            "2e-3",
+            "--save_steps",
+            "20",
+        ]
+    )
     return out, data_path
 
 
 def rl_args(warm, out, algo, *extra):
     sft_dir, data_path = warm
-    return ["train.py", "--algo", algo, "--model", os.path.join(sft_dir, "final"), "--data", data_path, "--output_dir", out,
-            "--num_generations", "4", "--batch_size", "1", "--max_completion_length", "16", "--learning_rate", "1e-3", "--num_frames", "4",
-            "--seed", "1", *extra]
+    return [
+        "train.py",
+        "--algo",
+        algo,
+        "--model",
+        os.path.join(sft_dir, "final"),
+        "--data",
+        data_path,
+        "--output_dir",
+        out,
+        "--num_generations",
+        "4",
+        "--batch_size",
+        "1",
+        "--max_completion_length",
+        "16",
+        "--learning_rate",
+        "1e-3",
+        "--num_frames",
+        "4",
+        "--seed",
+        "1",
+        *extra,
+    ]

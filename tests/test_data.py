@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -90,8 +89,27 @@ def test_synth_media_are_byte_identical_whatever_memory_held(tmp_path):
     hashes = []
     for fill in ("85", "170"):
         out = tmp_path / fill
-        run = subprocess.run([sys.executable, "data.py", "synth", "--out", str(out), "--train", "16", "--test", "4", "--seed", "0",
-                              "--families", "approach,direction"], capture_output=True, text=True, cwd=ROOT, env={**os.environ, "MALLOC_PERTURB_": fill})
+        run = subprocess.run(
+            [
+                sys.executable,
+                "data.py",
+                "synth",
+                "--out",
+                str(out),
+                "--train",
+                "16",
+                "--test",
+                "4",
+                "--seed",
+                "0",
+                "--families",
+                "approach,direction",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "MALLOC_PERTURB_": fill},
+        )
         assert run.returncode == 0, run.stderr
         hashes.append({p.relative_to(out).as_posix(): _sha(p) for p in sorted(out.rglob("*")) if p.is_file()})
     assert len(hashes[0]) == 16 + 4 + 3 and hashes[0] == hashes[1]
@@ -101,8 +119,19 @@ def test_synth_schema_mixes_kinds_and_answer_types(synth_dir):
     records, bad = data.load_records(os.path.join(synth_dir, "train.json"))
     assert not bad and len(records) == 28
     for r in records:
-        assert set(r) >= {"problem_id", "problem", "data_type", "problem_type", "options", "process", "solution",
-                          "path", "data_source", "temporal", "question_family"}
+        assert set(r) >= {
+            "problem_id",
+            "problem",
+            "data_type",
+            "problem_type",
+            "options",
+            "process",
+            "solution",
+            "path",
+            "data_source",
+            "temporal",
+            "question_family",
+        }
         assert r["process"].startswith("<think>") and r["process"].endswith("</think>")
         assert r["temporal"] == (r["question_family"] in data.TEMPORAL_FAMILIES)
         if r["data_type"] == "image":
@@ -122,7 +151,9 @@ def test_synth_answers_match_the_pictures():
         xs = [np.nonzero(m)[1].mean() for m in mass]
         ys = [np.nonzero(m)[0].mean() for m in mass]
         direction = data.DIRECTIONS[ord(data.answer_of(fields["solution"])) - 65]
-        delta = {"left": xs[0] - xs[-1], "right": xs[-1] - xs[0], "up": ys[0] - ys[-1], "down": ys[-1] - ys[0]}[direction]
+        delta = {"left": xs[0] - xs[-1], "right": xs[-1] - xs[0], "up": ys[0] - ys[-1], "down": ys[-1] - ys[0]}[
+            direction
+        ]
         assert delta > 0.5 * cfg.speed * (cfg.width * (1 - cfg.size * 1.15))
     frames, fields, _ = data.synth_sample("size", np.random.default_rng(1), cfg, as_image=True)
     percent = float(data.answer_of(fields["solution"]))
@@ -156,7 +187,9 @@ def test_size_percents_synth_keeps_splits_apart(tmp_path):
     cfg = data.SynthConfig(families=("size",), size_percents=(20, 50, 80), frames=4, image_frac=0.5)
     train, test = data.synth(str(tmp_path), 300, 30, seed=0, cfg=cfg)
     counts = Counter(data.answer_of(r["solution"]) for r in train)
-    assert set(counts) == {"20", "50", "80"} and min(counts.values()) >= 300 / 4, counts  # no width runs out of positions
+    assert set(counts) == {"20", "50", "80"} and min(counts.values()) >= 300 / 4, (
+        counts
+    )  # no width runs out of positions
     assert {data.answer_of(r["solution"]) for r in test} == {"20", "50", "80"}
     assert json.load(open(tmp_path / "synth_config.json"))["size_percents"] == [20, 50, 80]
 
@@ -177,7 +210,11 @@ VIDEO_R1_RECORD = {  # the exact layout of a Video-R1-260k / Video-R1-COT-165k r
 
 
 def _copy_video(synth_dir, dest):
-    src = next(os.path.join(synth_dir, "train", f) for f in sorted(os.listdir(os.path.join(synth_dir, "train"))) if f.endswith(".mp4"))
+    src = next(
+        os.path.join(synth_dir, "train", f)
+        for f in sorted(os.listdir(os.path.join(synth_dir, "train")))
+        if f.endswith(".mp4")
+    )
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     shutil.copy(src, dest)
 
@@ -236,21 +273,37 @@ def test_loader_skips_bad_records_by_id_or_stops_when_strict(tmp_path, synth_dir
 
 def test_check_reports_every_fault_by_id_and_exits_nonzero(tmp_path, synth_dir):
     path = _faulty_file(tmp_path, synth_dir)
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "data.py"), "check", str(path)], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "data.py"), "check", str(path)], capture_output=True, text=True, cwd=ROOT
+    )
     assert out.returncode == 1, out.stderr
     bad_lines = [line for line in out.stdout.splitlines() if line.startswith("BAD")]
     assert len(bad_lines) == 4
-    for pid, reason in [("missing-2", "not found"), ("corrupt-3", "cannot decode"), ("nosolution-4", "missing field 'solution'"), ("badletter-5", "option letters")]:
+    for pid, reason in [
+        ("missing-2", "not found"),
+        ("corrupt-3", "cannot decode"),
+        ("nosolution-4", "missing field 'solution'"),
+        ("badletter-5", "option letters"),
+    ]:
         assert any(f"problem_id={pid}" in line and reason in line for line in bad_lines), (pid, out.stdout)
     assert "1 good records, 4 bad" in out.stdout
 
 
 def test_synth_and_check_command_line(tmp_path):
-    out = subprocess.run([sys.executable, "data.py", "synth", "--out", str(tmp_path), "--train", "6", "--test", "3", "--seed", "7"],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "data.py", "synth", "--out", str(tmp_path), "--train", "6", "--test", "3", "--seed", "7"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     for split in ("train", "test"):
-        check = subprocess.run([sys.executable, "data.py", "check", str(tmp_path / f"{split}.json")], capture_output=True, text=True, cwd=ROOT)
+        check = subprocess.run(
+            [sys.executable, "data.py", "check", str(tmp_path / f"{split}.json")],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         assert check.returncode == 0, check.stdout + check.stderr
         assert "0 bad" in check.stdout
 
@@ -303,7 +356,10 @@ def test_decode_frames_equals_a_full_decode(synth_dir, tmp_path, kind):
         path = next(r for r in records if r["data_type"] == "video")["_media"]
     else:
         path = tmp_path / "v.mp4"
-        options = {"crf": "18", "x264-params": "keyint=12:min-keyint=12:bframes=3" if kind == "b-frames" else "keyint=10:min-keyint=10"}
+        options = {
+            "crf": "18",
+            "x264-params": "keyint=12:min-keyint=12:bframes=3" if kind == "b-frames" else "keyint=10:min-keyint=10",
+        }
         _write_video(path, _frames(60), 10, options, pts_step=[7, 13, 10] if kind == "variable rate" else None)
     full = _full_decode(path)
     for num_frames in (4, 16):

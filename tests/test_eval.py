@@ -15,18 +15,36 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
 
 def _cli(*args):
-    out = subprocess.run([sys.executable, "eval.py", *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "eval.py", *args], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     return out.stdout
 
 
 def test_score_by_hand(tmp_path):
     rows = [  # Video-R1's results layout: output, solution, problem_type
-        {"problem_type": "multiple choice", "solution": "<answer>B</answer>", "output": "<think>x</think><answer>B</answer>"},  # 1
+        {
+            "problem_type": "multiple choice",
+            "solution": "<answer>B</answer>",
+            "output": "<think>x</think><answer>B</answer>",
+        },  # 1
         {"problem_type": "multiple choice", "solution": "<answer>B</answer>", "output": "<answer>C</answer>"},  # 0
-        {"problem_type": "multiple choice", "solution": "<answer>A</answer>", "output": " A "},  # no tags: whole text -> 1
-        {"problem_type": "numerical", "solution": "<answer>3</answer>", "output": "<answer>3.0</answer>"},  # decimal mismatch -> 0
-        {"problem_type": "regression", "solution": "<answer>10</answer>", "output": "<answer>9.5</answer>"},  # rel. error 0.05 -> MRA 0.9
+        {
+            "problem_type": "multiple choice",
+            "solution": "<answer>A</answer>",
+            "output": " A ",
+        },  # no tags: whole text -> 1
+        {
+            "problem_type": "numerical",
+            "solution": "<answer>3</answer>",
+            "output": "<answer>3.0</answer>",
+        },  # decimal mismatch -> 0
+        {
+            "problem_type": "regression",
+            "solution": "<answer>10</answer>",
+            "output": "<answer>9.5</answer>",
+        },  # rel. error 0.05 -> MRA 0.9
         {"problem_type": "regression", "solution": "<answer>10</answer>", "output": "<answer>nan</answer>"},  # -> 0
     ]
     path = tmp_path / "video_r1_results.json"
@@ -39,8 +57,10 @@ def test_score_by_hand(tmp_path):
 
 
 def test_summarize_splits_temporal_and_families():
-    results = [{"problem_type": "multiple choice", "score": s, "temporal": t, "question_family": f}
-               for s, t, f in [(1.0, True, "direction"), (0.0, True, "order"), (1.0, False, "color"), (1.0, False, "color")]]
+    results = [
+        {"problem_type": "multiple choice", "score": s, "temporal": t, "question_family": f}
+        for s, t, f in [(1.0, True, "direction"), (0.0, True, "order"), (1.0, False, "color"), (1.0, False, "color")]
+    ]
     m = evaluation.summarize(results, unreadable=2)
     assert (m["temporal"], m["static"], m["unreadable"]) == (0.5, 1.0, 2)
     assert m["by_question_family"]["color"] == {"score": 1.0, "n": 2}
@@ -59,8 +79,21 @@ def _five_records_and_a_missing_video(synth_dir, split, tmp_path):
 
 def test_run_on_the_tiny_model_and_resume(tiny_dir, synth_dir, tmp_path):
     data_path = _five_records_and_a_missing_video(synth_dir, "test", tmp_path)
-    args = ["run", "--model", str(tiny_dir), "--data", str(data_path), "--out", str(tmp_path / "out"),
-            "--num_frames", "4", "--max_new_tokens", "8", "--batch_size", "3"]
+    args = [
+        "run",
+        "--model",
+        str(tiny_dir),
+        "--data",
+        str(data_path),
+        "--out",
+        str(tmp_path / "out"),
+        "--num_frames",
+        "4",
+        "--max_new_tokens",
+        "8",
+        "--batch_size",
+        "3",
+    ]
     _cli(*args)
     first = json.load(open(tmp_path / "out" / "small.json"))
     assert len(first["results"]) == 5 and first["metrics"]["unreadable"] == 1 and first["metrics"]["n"] == 5
@@ -108,10 +141,23 @@ def _check_eval_page(results_path, saved):
 
 def test_blind_donors_are_other_records_of_the_same_kind():
     def rec(i, family, data_type="video"):
-        return {"problem_id": f"r{i}", "question_family": family, "data_type": data_type, "problem_type": "multiple choice"}
+        return {
+            "problem_id": f"r{i}",
+            "question_family": family,
+            "data_type": data_type,
+            "problem_type": "multiple choice",
+        }
 
-    records = [rec(0, "color"), rec(1, "color"), rec(2, "color"), rec(3, "direction"), rec(4, "direction"),
-               rec(5, "size"), rec(6, "color", "image"), rec(7, "shape", "image")]
+    records = [
+        rec(0, "color"),
+        rec(1, "color"),
+        rec(2, "color"),
+        rec(3, "direction"),
+        rec(4, "direction"),
+        rec(5, "size"),
+        rec(6, "color", "image"),
+        rec(7, "shape", "image"),
+    ]
     donors = evaluation.blind_donors(records, seed=0)
     assert set(donors) == {f"r{i}" for i in range(8)}
     for r in records:
@@ -120,7 +166,9 @@ def test_blind_donors_are_other_records_of_the_same_kind():
         if r["question_family"] in ("color", "direction") and r["data_type"] == "video":  # two or more of them
             assert d["question_family"] == r["question_family"]
     assert sorted(donors[f"r{i}"]["problem_id"] for i in range(3)) == ["r0", "r1", "r2"]  # a permutation of the three
-    assert {k: v["problem_id"] for k, v in evaluation.blind_donors(records, seed=0).items()} == {k: v["problem_id"] for k, v in donors.items()}
+    assert {k: v["problem_id"] for k, v in evaluation.blind_donors(records, seed=0).items()} == {
+        k: v["problem_id"] for k, v in donors.items()
+    }
     with pytest.raises(ValueError, match="r9.*only image"):
         evaluation.blind_donors([rec(8, "color"), rec(9, "color", "image")])
     # scoring only the first records, donors may come from the rest of the file
@@ -140,8 +188,18 @@ def test_blind_run_shows_another_records_video(tiny_dir, synth_dir, tmp_path, mo
     model, processor = model_lib.load(str(tiny_dir))
     size = processor.video_processor.size
     donors = evaluation.blind_donors(records)
-    results, errors = evaluation.evaluate(model, processor, records, num_frames=4, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"],
-                                          max_new_tokens=2, batch_size=3, donors=donors, progress=False)
+    results, errors = evaluation.evaluate(
+        model,
+        processor,
+        records,
+        num_frames=4,
+        min_pixels=size["shortest_edge"],
+        max_pixels=size["longest_edge"],
+        max_new_tokens=2,
+        batch_size=3,
+        donors=donors,
+        progress=False,
+    )
     assert not errors and len(results) == 6
     assert shown == [donors[r["problem_id"]]["problem_id"] for r in records]
     assert all(s != r["problem_id"] for s, r in zip(shown, records))
@@ -152,7 +210,9 @@ def test_compare_two_runs(tmp_path):
         os.makedirs(tmp_path / name)
         with open(tmp_path / name / "metrics.jsonl", "w") as f:
             for step, r in enumerate(rewards, 1):
-                f.write(json.dumps({"step": step, "reward/mean": r, "reward/accuracy": r / 2, "time/step_s": 1.5}) + "\n")
+                f.write(
+                    json.dumps({"step": step, "reward/mean": r, "reward/accuracy": r / 2, "time/step_s": 1.5}) + "\n"
+                )
     out = _cli("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "cmp.md"))
     assert "| a | 3 | 0.900 | 0.450 |  | 4.500 |" in out
     assert os.path.getsize(tmp_path / "cmp.png") > 1000
@@ -160,34 +220,70 @@ def test_compare_two_runs(tmp_path):
 
 def test_ablation_table_means_and_stds(tmp_path):
     runs = {}
-    for name, scores in (("grpo", [0.4, 0.6]), ("t_grpo", [0.5, 0.5]), ("grpo+da", [0.3, 0.5]), ("reg_grpo+iter2", [0.2, 0.4])):
+    for name, scores in (
+        ("grpo", [0.4, 0.6]),
+        ("t_grpo", [0.5, 0.5]),
+        ("grpo+da", [0.3, 0.5]),
+        ("reg_grpo+iter2", [0.2, 0.4]),
+    ):
         for seed, score in enumerate(scores):
             d = tmp_path / f"{name}-{seed}"
             os.makedirs(d)
-            json.dump({"sft": {"overall": 0.2 + 0.1 * seed, "temporal": 0.1, "static": 0.3},
-                       "rl": {"overall": score, "temporal": score - 0.1, "static": score + 0.1}}, open(d / "summary.json", "w"))
+            json.dump(
+                {
+                    "sft": {"overall": 0.2 + 0.1 * seed, "temporal": 0.1, "static": 0.3},
+                    "rl": {"overall": score, "temporal": score - 0.1, "static": score + 0.1},
+                },
+                open(d / "summary.json", "w"),
+            )
             with open(d / "metrics.jsonl", "w") as f:
-                for zero, before, after, ordered, shuffled, changed in ((0.5, 0.5, 0.25, 0.6, 0.4, 0.0), (0.25, 0.75, 0.25, 0.4, 0.4, 0.5)):
-                    f.write(json.dumps({"adv/zero_std_frac": zero, "da/zero_std_before": before, "da/zero_std_after": after,
-                                        "tgrpo/acc_ordered": ordered, "tgrpo/acc_shuffled": shuffled, "tgrpo/adv_changed_frac": changed,
-                                        "reggrpo/active_frac": 0.5}) + "\n")
+                for zero, before, after, ordered, shuffled, changed in (
+                    (0.5, 0.5, 0.25, 0.6, 0.4, 0.0),
+                    (0.25, 0.75, 0.25, 0.4, 0.4, 0.5),
+                ):
+                    f.write(
+                        json.dumps(
+                            {
+                                "adv/zero_std_frac": zero,
+                                "da/zero_std_before": before,
+                                "da/zero_std_after": after,
+                                "tgrpo/acc_ordered": ordered,
+                                "tgrpo/acc_shuffled": shuffled,
+                                "tgrpo/adv_changed_frac": changed,
+                                "reggrpo/active_frac": 0.5,
+                            }
+                        )
+                        + "\n"
+                    )
             runs.setdefault(name, []).append(str(d))
     table = evaluation.ablation_table(runs)
     assert "| SFT (start of every run) | 2 | 0.250 ± 0.050 | - |" in table
     # grpo: RL 0.4, 0.6 against SFT 0.2, 0.3 -> gains 0.2, 0.3
-    assert "| SFT + grpo | 2 | 0.500 ± 0.100 | 0.250 ± 0.050 (2 of 2) | 0.400 ± 0.100 | 0.600 ± 0.100 | 0.375 ± 0.000 | - | - | - |" in table
-    assert "| SFT + t_grpo | 2 | 0.500 ± 0.000 | 0.250 ± 0.050 (2 of 2) |" in table and "| 0.100 ± 0.000 |" in table  # ordered - shuffled
+    assert (
+        "| SFT + grpo | 2 | 0.500 ± 0.100 | 0.250 ± 0.050 (2 of 2) | 0.400 ± 0.100 | 0.600 ± 0.100 | 0.375 ± 0.000 | - | - | - |"
+        in table
+    )
+    assert (
+        "| SFT + t_grpo | 2 | 0.500 ± 0.000 | 0.250 ± 0.050 (2 of 2) |" in table and "| 0.100 ± 0.000 |" in table
+    )  # ordered - shuffled
     assert "| SFT + grpo+da | 2 | 0.400 ± 0.100 | 0.150 ± 0.050 (2 of 2) |" in table  # 0.3 - 0.2, 0.5 - 0.3
     assert "0.625 ± 0.000 -> 0.250 ± 0.000" in table  # DA: vanishing advantage before -> after
-    assert "| 0.100 ± 0.000 | 0.250 ± 0.000 | - |" in table  # T-GRPO: the gap, then its bonus changed a quarter of the groups
-    assert table.splitlines()[-1].endswith("| - | - | 0.500 ± 0.000 |")  # Reg-GRPO, 2 updates: the regression acts on half of them
+    assert (
+        "| 0.100 ± 0.000 | 0.250 ± 0.000 | - |" in table
+    )  # T-GRPO: the gap, then its bonus changed a quarter of the groups
+    assert table.splitlines()[-1].endswith(
+        "| - | - | 0.500 ± 0.000 |"
+    )  # Reg-GRPO, 2 updates: the regression acts on half of them
 
 
 def test_ablation_plot_means_over_seeds_and_gains_per_seed(tmp_path):
     """The figure's numbers: training accuracy averaged over seeds step by step (cut at the shortest run),
     held-out gains against each seed's own start."""
     runs = {}
-    for name, accuracies, (sft, rl) in (("grpo", ([0.2, 0.4, 0.6], [0.4, 0.6]), ([0.5, 0.7], [0.6, 0.6])), ("rloo", ([0.5, 0.5], [0.1, 0.3]), ([0.5, 0.7], [0.5, 0.9]))):
+    for name, accuracies, (sft, rl) in (
+        ("grpo", ([0.2, 0.4, 0.6], [0.4, 0.6]), ([0.5, 0.7], [0.6, 0.6])),
+        ("rloo", ([0.5, 0.5], [0.1, 0.3]), ([0.5, 0.7], [0.5, 0.9])),
+    ):
         for seed, accuracy in enumerate(accuracies):
             d = tmp_path / f"{name}-{seed}"
             os.makedirs(d)
@@ -209,7 +305,10 @@ def test_family_table_means_over_seeds(tmp_path):
             d = tmp_path / f"{name}-{seed}"
             os.makedirs(d)
             fam = lambda c: {"color": {"score": c, "n": 31}, "size": {"score": 0.4, "n": 32}}
-            json.dump({"sft": {"by_question_family": fam(0.2 + 0.2 * seed)}, "rl": {"by_question_family": fam(score)}}, open(d / "summary.json", "w"))
+            json.dump(
+                {"sft": {"by_question_family": fam(0.2 + 0.2 * seed)}, "rl": {"by_question_family": fam(score)}},
+                open(d / "summary.json", "w"),
+            )
             runs.setdefault(name, []).append(str(d))
     table = evaluation.family_table(runs).splitlines()
     assert table[0] == "| family (n) | SFT | SFT + grpo | SFT + reg_grpo |"
@@ -227,14 +326,32 @@ def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
     shutil.copytree(os.path.join(warm[0], "final"), run_dir / "final")
     os.remove(run_dir / "final" / "args.json")
     trained = json.load(open(os.path.join(warm[0], "args.json")))
-    json.dump({**trained, "num_frames": 2, "max_pixels": 56 * 56}, open(run_dir / "args.json", "w"))  # the run folder's copy
+    json.dump(
+        {**trained, "num_frames": 2, "max_pixels": 56 * 56}, open(run_dir / "args.json", "w")
+    )  # the run folder's copy
     records = json.load(open(warm[1]))
     small = tmp_path / "one.json"
     json.dump([r for r in records if r["data_type"] == "video"][:1], open(small, "w"))
-    out = _cli("run", "--model", str(run_dir / "final"), "--data", str(small), "--out", str(tmp_path / "a"), "--max_new_tokens", "2")
+    out = _cli(
+        "run",
+        "--model",
+        str(run_dir / "final"),
+        "--data",
+        str(small),
+        "--out",
+        str(tmp_path / "a"),
+        "--max_new_tokens",
+        "2",
+    )
     assert f"2 frames per video, 3136..3136 pixels per frame ({run_dir / 'args.json'})" in out, out
-    assert json.load(open(tmp_path / "a" / "one.json"))["settings"] == {"num_frames": 2, "min_pixels": 3136, "max_pixels": 3136}
-    flags = lambda **kw: argparse.Namespace(**{"model": str(run_dir / "final"), "num_frames": None, "min_pixels": None, "max_pixels": None, **kw})
+    assert json.load(open(tmp_path / "a" / "one.json"))["settings"] == {
+        "num_frames": 2,
+        "min_pixels": 3136,
+        "max_pixels": 3136,
+    }
+    flags = lambda **kw: argparse.Namespace(
+        **{"model": str(run_dir / "final"), "num_frames": None, "min_pixels": None, "max_pixels": None, **kw}
+    )
     frames, lo, hi, source = evaluation.view_settings(flags(num_frames=4))
     assert (frames, lo, hi) == (4, None, 3136) and source.endswith("; --num_frames from the command line")
     os.remove(run_dir / "args.json")
@@ -242,7 +359,11 @@ def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
     big = tmp_path / "big"
     big.mkdir()
     (big / "config.json").write_text(json.dumps({"text_config": {"hidden_size": 2048}}))
-    assert evaluation.view_settings(flags(model=str(big)))[:3] == (16, None, 128 * 28 * 28)  # the papers' for a real checkpoint
+    assert evaluation.view_settings(flags(model=str(big)))[:3] == (
+        16,
+        None,
+        128 * 28 * 28,
+    )  # the papers' for a real checkpoint
     assert os.path.isfile(os.path.join(warm[0], "final", "args.json"))  # train.py writes it into final/ too
 
 
@@ -267,12 +388,30 @@ def test_readme_commands_exist():
     named = set(re.findall(r"python (\w+\.py)(?: ([a-z][a-z_]+))?", readme))
     assert ("train.py", "") in named or "accelerate launch train.py" in readme
     named |= {("train.py", "")}
-    assert {("eval.py", "run"), ("eval.py", "view"), ("eval.py", "ablation"), ("bench.py", "gpu"), ("bench.py", "memory")} <= named, sorted(named)
+    assert {
+        ("eval.py", "run"),
+        ("eval.py", "view"),
+        ("eval.py", "ablation"),
+        ("bench.py", "gpu"),
+        ("bench.py", "memory"),
+    } <= named, sorted(named)
     for script, sub in sorted(named):
-        if script == "bench.py" and sub in ("memory", "decode"):  # no flags: they run at once; the script's help names them
+        if script == "bench.py" and sub in (
+            "memory",
+            "decode",
+        ):  # no flags: they run at once; the script's help names them
             assert f"python bench.py {sub}" in open(os.path.join(ROOT, "bench.py")).read().split('"""')[1]
             sub = ""
-        out = subprocess.run([sys.executable, script, *([sub] if sub else []), "--help"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+        out = subprocess.run(
+            [sys.executable, script, *([sub] if sub else []), "--help"],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         text = out.stdout + out.stderr
-        helped = "usage" in text.lower() or (script == "bench.py" and not sub and "python bench.py gpu" in text)  # bench.py's help is its docstring
+        helped = "usage" in text.lower() or (
+            script == "bench.py" and not sub and "python bench.py gpu" in text
+        )  # bench.py's help is its docstring
         assert out.returncode == 0 and helped, f"{script} {sub} --help: {text[-500:]}"

@@ -69,7 +69,10 @@ def test_exercise_dynamic_sampling(solution):
 
 def reference_near_count_reward(completion, solution):
     """1 for the right number, 0.5 for one off, 0 otherwise (and for no number); never raises."""
-    pred, gt = rewards._parse_number(rewards.extract_answer(completion)), rewards._parse_number(rewards.extract_answer(solution))
+    pred, gt = (
+        rewards._parse_number(rewards.extract_answer(completion)),
+        rewards._parse_number(rewards.extract_answer(solution)),
+    )
     if pred is None or gt is None:
         return 0.0
     return {0: 1.0, 1: 0.5}.get(round(abs(pred - gt)), 0.0)
@@ -80,8 +83,15 @@ def test_exercise_near_count_reward(solution):
     fn = reference_near_count_reward if solution == "reference" else getattr(rewards, "near_count_reward", None)
     if fn is None:
         pytest.skip("exercise 3 not done: write rewards.near_count_reward(completion, solution)")
-    cases = [("<answer>3</answer>", 1.0), ("<answer>4</answer>", 0.5), ("<answer>2</answer>", 0.5), ("<answer>6</answer>", 0.0),
-             ("<answer>three</answer>", 0.0), ("", 0.0), ("<answer>nan</answer>", 0.0)]
+    cases = [
+        ("<answer>3</answer>", 1.0),
+        ("<answer>4</answer>", 0.5),
+        ("<answer>2</answer>", 0.5),
+        ("<answer>6</answer>", 0.0),
+        ("<answer>three</answer>", 0.0),
+        ("", 0.0),
+        ("<answer>nan</answer>", 0.0),
+    ]
     assert [fn(text, "<answer>3</answer>") for text, _ in cases] == [value for _, value in cases]
 
 

@@ -105,8 +105,12 @@ def test_reg_grpo_zero_when_predicted_equals_target_and_kl_term():
     loss, _ = train.reg_grpo_loss(logp, torch.zeros(3, 1), None, predicted, mask, group_size=3, eps_rho=EPS)
     assert loss.item() == pytest.approx(0.0, abs=1e-10)
     logp_ref = logp + math.log(0.5)  # delta = -0.693147 on every token -> KL 0.193147
-    loss_kl, m = train.reg_grpo_loss(logp, torch.zeros(3, 1), logp_ref, predicted, mask, group_size=3, beta=0.1, eps_rho=EPS)
-    assert loss_kl.item() == pytest.approx(0.1 * 0.193147, abs=1e-6) and m["loss/kl"] == pytest.approx(0.193147, abs=1e-6)
+    loss_kl, m = train.reg_grpo_loss(
+        logp, torch.zeros(3, 1), logp_ref, predicted, mask, group_size=3, beta=0.1, eps_rho=EPS
+    )
+    assert loss_kl.item() == pytest.approx(0.1 * 0.193147, abs=1e-6) and m["loss/kl"] == pytest.approx(
+        0.193147, abs=1e-6
+    )
 
 
 def test_reg_grpo_on_policy_gradient_is_the_group_policy_gradient():
@@ -155,15 +159,37 @@ def test_tiny_defaults_follow_the_model_width(tmp_path):
         (folder / "config.json").write_text(json.dumps({"text_config": {"hidden_size": width}}))
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny)}))
-    resolved = {name: train.parse_args(["--algo", "grpo", "--model", str(path)]) for name, path in
-                (("tiny", tiny), ("big", big), ("adapter", adapter))}
+    resolved = {
+        name: train.parse_args(["--algo", "grpo", "--model", str(path)])
+        for name, path in (("tiny", tiny), ("big", big), ("adapter", adapter))
+    }
     assert train.parse_args(["--algo", "grpo"]).num_frames == 4
-    assert (resolved["tiny"].num_frames, resolved["tiny"].learning_rate, resolved["tiny"].max_completion_length) == (4, 1e-4, 64)
-    assert (resolved["big"].num_frames, resolved["big"].learning_rate, resolved["big"].max_completion_length) == (16, 1e-6, 768)
-    assert (resolved["tiny"].batch_size, resolved["tiny"].num_generations, resolved["tiny"].max_steps, resolved["tiny"].num_shuffled) == (8, 4, 60, 2)
-    assert (resolved["big"].batch_size, resolved["big"].num_generations, resolved["big"].max_steps, resolved["big"].num_shuffled) == (1, 8, 50, 4)
+    assert (resolved["tiny"].num_frames, resolved["tiny"].learning_rate, resolved["tiny"].max_completion_length) == (
+        4,
+        1e-4,
+        64,
+    )
+    assert (resolved["big"].num_frames, resolved["big"].learning_rate, resolved["big"].max_completion_length) == (
+        16,
+        1e-6,
+        768,
+    )
+    assert (
+        resolved["tiny"].batch_size,
+        resolved["tiny"].num_generations,
+        resolved["tiny"].max_steps,
+        resolved["tiny"].num_shuffled,
+    ) == (8, 4, 60, 2)
+    assert (
+        resolved["big"].batch_size,
+        resolved["big"].num_generations,
+        resolved["big"].max_steps,
+        resolved["big"].num_shuffled,
+    ) == (1, 8, 50, 4)
     assert (resolved["adapter"].num_frames, resolved["adapter"].learning_rate) == (4, 1e-4)
-    assert resolved["tiny"].freeze_vision and resolved["big"].freeze_vision  # RL: the vision encoder frozen, as DeepVideo-R1
+    assert (
+        resolved["tiny"].freeze_vision and resolved["big"].freeze_vision
+    )  # RL: the vision encoder frozen, as DeepVideo-R1
 
 
 def _args(**kw):
@@ -178,7 +204,9 @@ def test_temporal_bonus_is_a_no_op_on_a_two_level_group():
     a = 0.5 / (math.sqrt(1 / 3) + EPS)  # as test_group_advantages_by_hand: mean 1.5, std 0.57735
     a_bonus = 0.65 / (1.3 * math.sqrt(1 / 3) + EPS)  # mean 1.65, std 1.3 * 0.57735: a up to eps
     assert torch.allclose(train.group_advantages(binary, 4), torch.tensor([a, -a, -a, a]), atol=1e-6)
-    assert torch.allclose(train.group_advantages(with_bonus, 4), torch.tensor([a_bonus, -a_bonus, -a_bonus, a_bonus]), atol=1e-6)
+    assert torch.allclose(
+        train.group_advantages(with_bonus, 4), torch.tensor([a_bonus, -a_bonus, -a_bonus, a_bonus]), atol=1e-6
+    )
     assert abs(a - a_bonus) < 4e-5  # only eps differs: 0.5 / (0.57735 + eps) against 0.65 / (0.75056 + eps)
     assert not train.bonus_changes_advantages(binary, with_bonus, _args())  # compared without eps: identical
     assert not train.bonus_changes_advantages(torch.full((4,), 2.0), torch.full((4,), 2.3), _args())  # all right: all 0
@@ -203,7 +231,9 @@ def test_rloo_advantages_by_hand():
     # group 1: R_0 - (0 + 0 + 1) / 3 = 2/3, R_1 - (1 + 0 + 1) / 3 = -2/3; group 2: 0.9 - (0.92 + 0.94 + 0.96) / 3 = -0.04, ...
     expected = torch.tensor([2 / 3, -2 / 3, -2 / 3, 2 / 3, -0.04, -0.04 / 3, 0.04 / 3, 0.04])
     assert torch.allclose(train.rloo_advantages(rewards, 4), expected, atol=1e-6)
-    assert torch.allclose(train.rloo_advantages(rewards, 4), 4 / 3 * train.group_advantages(rewards, 4, norm="none"), atol=1e-6)
+    assert torch.allclose(
+        train.rloo_advantages(rewards, 4), 4 / 3 * train.group_advantages(rewards, 4, norm="none"), atol=1e-6
+    )
     assert torch.allclose(train.advantages_of(rewards, _args(advantage="rloo")), expected, atol=1e-6)
 
 
@@ -227,7 +257,9 @@ def test_reg_grpo_first_update_gradient_scales_with_all_rows():
     loss.backward()
     assert torch.allclose(logp.grad, -(2 / (N * EPS)) * adv[:, None] * mask, rtol=1e-4, atol=1e-3)
     assert m["reggrpo/active_frac"] == 0.0
-    _, m2 = train.reg_grpo_loss(logp.detach(), logp.detach() - 0.01 * torch.arange(N)[:, None], None, adv, mask, group_size=G, eps_rho=EPS)
+    _, m2 = train.reg_grpo_loss(
+        logp.detach(), logp.detach() - 0.01 * torch.arange(N)[:, None], None, adv, mask, group_size=G, eps_rho=EPS
+    )
     assert m2["reggrpo/active_frac"] == 1.0
 
 
@@ -269,7 +301,9 @@ def test_t_grpo_shuffles_what_da_sampled_the_ordered_group_on(monkeypatch):
 
     def group_of(record, n, right):
         text = "<think>one two three four</think><answer>" + ("A" if right else "B") + "</answer>"
-        return train.Group(record, None, torch.ones(n, 2, dtype=torch.long), torch.ones(n, 2, dtype=torch.bool), [text] * n)
+        return train.Group(
+            record, None, torch.ones(n, 2, dtype=torch.long), torch.ones(n, 2, dtype=torch.bool), [text] * n
+        )
 
     def fake_groups(model, processor, items, n, args):
         return [group_of(record, n, right=True) for record, _, _ in items]
@@ -280,17 +314,33 @@ def test_t_grpo_shuffles_what_da_sampled_the_ordered_group_on(monkeypatch):
 
     monkeypatch.setattr(train, "sample_groups", fake_groups)
     monkeypatch.setattr(train, "sample_group", fake_group)
-    record = {"problem_id": "p", "solution": "<answer>A</answer>", "problem_type": "multiple choice", "data_type": "video"}
+    record = {
+        "problem_id": "p",
+        "solution": "<answer>A</answer>",
+        "problem_type": "multiple choice",
+        "data_type": "video",
+    }
     frames = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     visual = data.Visual("video", frames)
     args = train.Args(algo="t_grpo", da=True, num_generations=4, num_shuffled=2, da_threshold=0.1)
-    for reference, kind in ((0.0, "easy"), (5.0, "hard")):  # every completion right: reward 2, far above 0 / far below 5
+    for reference, kind in (
+        (0.0, "easy"),
+        (5.0, "hard"),
+    ):  # every completion right: reward 2, far above 0 / far below 5
         calls.clear()
-        groups, stats = train.collect_rollouts(None, None, [(record, visual, torch.Generator().manual_seed(1))], reference, args,
-                                               {"generate": 0.0, "score": 0.0})
+        groups, stats = train.collect_rollouts(
+            None,
+            None,
+            [(record, visual, torch.Generator().manual_seed(1))],
+            reference,
+            args,
+            {"generate": 0.0, "score": 0.0},
+        )
         assert stats[kind] == 1 and len(stats["acc_shuffled"]) == 1
         (ordered_frames, ordered_hint), (shuffled_frames, shuffled_hint) = calls[-2], calls[-1]
         assert shuffled_hint == ordered_hint and (ordered_hint is None) == (kind == "easy")
         assert not torch.equal(shuffled_frames, ordered_frames)  # permuted ...
-        assert sorted(map(bytes, shuffled_frames.numpy())) == sorted(map(bytes, ordered_frames.numpy()))  # ... the same frames
+        assert sorted(map(bytes, shuffled_frames.numpy())) == sorted(
+            map(bytes, ordered_frames.numpy())
+        )  # ... the same frames
         assert torch.equal(ordered_frames, frames) == (kind == "hard")  # easy: the noisy frames

@@ -18,8 +18,9 @@ from safetensors.torch import load_file
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import model as M  # noqa: E402
 from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration  # noqa: E402
+
+import model as M  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -178,8 +179,15 @@ def test_load_refuses_a_folder_missing_weights(tiny_dir, tmp_path):
             shutil.copy(f, tmp_path / f.name)
     weights = load_file(tiny_dir / "model.safetensors")
     state = M.load_model(tiny_dir).state_dict()  # what accelerate's save_state writes, after a "model." prefix
-    save_file({"model." + k: v.contiguous() for k, v in state.items() if k != "lm_head.weight"}, tmp_path / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(ValueError, match=rf"{tmp_path}: the checkpoint does not hold every weight of the model \(\d+ missing keys, e.g. "):
+    save_file(
+        {"model." + k: v.contiguous() for k, v in state.items() if k != "lm_head.weight"},
+        tmp_path / "model.safetensors",
+        metadata={"format": "pt"},
+    )
+    with pytest.raises(
+        ValueError,
+        match=rf"{tmp_path}: the checkpoint does not hold every weight of the model \(\d+ missing keys, e.g. ",
+    ):
         M.load_model(tmp_path)
     save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
     M.load_model(tmp_path)  # the same files with the right names load
@@ -288,7 +296,7 @@ def test_image_forward_and_generate(loaded):
         t2 = time.perf_counter()
     print(f"\nforward {1000 * (t1 - t0):.0f} ms, 5-token generate {1000 * (t2 - t1):.0f} ms")
     assert logits.shape == (1, ids.shape[1], 151936) and torch.isfinite(logits).all()
-    new = out[0, ids.shape[1]:]
+    new = out[0, ids.shape[1] :]
     assert torch.equal(out[0, : ids.shape[1]], ids[0]) and 1 <= len(new) <= 5
     assert new[0] == logits[0, -1].argmax()  # greedy: the first new token is the forward's argmax
 
@@ -324,10 +332,15 @@ def test_nucleus_filter_generates_the_same_tokens(loaded):
     model, processor = loaded
     inputs = image_inputs(processor)
     runs = []
-    for kwargs in ({"temperature": 0.8, "top_p": 0.9}, {"temperature": 1.0, "top_p": 1.0, "logits_processor": [M.NucleusFilter(0.8, 0.9)]}):
+    for kwargs in (
+        {"temperature": 0.8, "top_p": 0.9},
+        {"temperature": 1.0, "top_p": 1.0, "logits_processor": [M.NucleusFilter(0.8, 0.9)]},
+    ):
         torch.manual_seed(3)
         with torch.no_grad():
-            runs.append(model.generate(**inputs, do_sample=True, top_k=0, max_new_tokens=8, num_return_sequences=4, **kwargs))
+            runs.append(
+                model.generate(**inputs, do_sample=True, top_k=0, max_new_tokens=8, num_return_sequences=4, **kwargs)
+            )
     assert torch.equal(runs[0], runs[1])
 
 
@@ -342,7 +355,9 @@ def test_nucleus_sampler_draws_from_the_nucleus_distribution():
     sampler = M.NucleusSampler(temperature=1.0, top_p=0.9, k=4)
     rows = logits.expand(40_000, -1)
     out = sampler(None, rows)
-    assert torch.equal((out == 0).sum(-1), torch.ones(40_000, dtype=torch.long)) and torch.isinf(out).sum() == 40_000 * 5
+    assert (
+        torch.equal((out == 0).sum(-1), torch.ones(40_000, dtype=torch.long)) and torch.isinf(out).sum() == 40_000 * 5
+    )
     drawn = out.argmax(-1)
     freq = torch.bincount(drawn, minlength=6).float() / 40_000
     p = logits[0, :3].softmax(-1)  # the nucleus renormalised: .665 .245 .090
@@ -375,13 +390,22 @@ def test_nucleus_sampler_skips_finished_rows_sorts_and_samples_the_same_tokens(l
     shared = M.shared_visual_inputs(model, image_inputs(processor), 4)
     P = shared["input_ids"].shape[1]
     sorted_rows, sort = [], M.NucleusFilter._sorted_keep
-    monkeypatch.setattr(M.NucleusFilter, "_sorted_keep", lambda self, scores: sorted_rows.append(len(scores)) or sort(self, scores))
+    monkeypatch.setattr(
+        M.NucleusFilter, "_sorted_keep", lambda self, scores: sorted_rows.append(len(scores)) or sort(self, scores)
+    )
     runs, sorts = [], []
-    for sampler in (M.NucleusSampler(1.0, 0.95), M.NucleusSampler(1.0, 0.95, prompt_length=P, eos_ids=[M.IM_END_ID, M.ENDOFTEXT_ID])):
+    for sampler in (
+        M.NucleusSampler(1.0, 0.95),
+        M.NucleusSampler(1.0, 0.95, prompt_length=P, eos_ids=[M.IM_END_ID, M.ENDOFTEXT_ID]),
+    ):
         sorted_rows.clear()
         torch.manual_seed(0)
         with torch.no_grad():
-            runs.append(model.generate(**shared, max_new_tokens=8, do_sample=False, logits_processor=[EndTurn(P, [2, 4]), sampler])[:, P:])
+            runs.append(
+                model.generate(
+                    **shared, max_new_tokens=8, do_sample=False, logits_processor=[EndTurn(P, [2, 4]), sampler]
+                )[:, P:]
+            )
         sorts.append(sum(sorted_rows))
     assert torch.equal(runs[0], runs[1])
     assert runs[1][0, 2] == M.IM_END_ID and runs[1][1, 4] == M.IM_END_ID and runs[1].shape[1] == 8
@@ -410,7 +434,9 @@ print(applied, sum(faults() for _ in range(4)))
 """
     result = {}
     for case in ("default", "keep"):
-        out = subprocess.run([sys.executable, "-c", code, case], capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", code, case], capture_output=True, text=True, check=True
+        ).stdout.split()
         result[case] = (out[0], int(out[1]))
     assert result["default"][1] > 4 * 16_000  # four fresh 64 MiB blocks
     assert result["keep"] == ("True", result["keep"][1]) and result["keep"][1] < 1_000, result
@@ -428,7 +454,9 @@ def test_shared_visual_inputs_generate_like_the_processor_inputs(loaded):
         greedy = model.generate(**inputs, max_new_tokens=6, do_sample=False)[:, P:]
         shared = M.shared_visual_inputs(model, inputs, 3)
         assert shared["input_ids"].shape == (3, P) and "pixel_values" not in shared
-        rows = model.generate(**shared, max_new_tokens=6, do_sample=False, logits_processor=[M.NucleusSampler(1.0, 1e-6)])[:, P:]
+        rows = model.generate(
+            **shared, max_new_tokens=6, do_sample=False, logits_processor=[M.NucleusSampler(1.0, 1e-6)]
+        )[:, P:]
     assert all(torch.equal(row, greedy[0]) for row in rows)
 
 

@@ -30,12 +30,18 @@ def test_video_time_positions_follow_the_sampled_frame_rate(setup):
     policy, processor, _, video, _, budget = setup
     visual, inputs = _inputs(processor, video, budget, num_frames=8)
     # 8 of 16 frames of an 8 fps clip: sampled 4 fps, 2 frames per temporal patch -> 0.5 s per patch
-    assert inputs["second_per_grid_ts"] == [pytest.approx(0.5)] or inputs["second_per_grid_ts"].tolist() == [pytest.approx(0.5)]
+    assert inputs["second_per_grid_ts"] == [pytest.approx(0.5)] or inputs["second_per_grid_ts"].tolist() == [
+        pytest.approx(0.5)
+    ]
     t, h, w = inputs["video_grid_thw"][0].tolist()
     assert t == 4 and (inputs["input_ids"] == M.VIDEO_TOKEN_ID).sum() == t * h * w // 4
-    positions, _ = policy.model.get_rope_index(inputs["input_ids"], video_grid_thw=inputs["video_grid_thw"],
-                                               second_per_grid_ts=inputs["second_per_grid_ts"], attention_mask=inputs["attention_mask"],
-                                               mm_token_type_ids=inputs["mm_token_type_ids"])
+    positions, _ = policy.model.get_rope_index(
+        inputs["input_ids"],
+        video_grid_thw=inputs["video_grid_thw"],
+        second_per_grid_ts=inputs["second_per_grid_ts"],
+        attention_mask=inputs["attention_mask"],
+        mm_token_type_ids=inputs["mm_token_type_ids"],
+    )
     video_pos = positions[0, 0][inputs["input_ids"][0] == M.VIDEO_TOKEN_ID]  # temporal ids of the video tokens
     start = video_pos.min().item()
     # tokens_per_second 2 x 0.5 s per patch = 1 position per temporal patch: 4 distinct, ordered times
@@ -50,7 +56,7 @@ def test_video_forward_and_generate(setup):
     assert out.logits.shape == (1, inputs["input_ids"].shape[1], 151936) and torch.isfinite(out.logits).all()
     gen = policy.generate(**inputs, max_new_tokens=6, do_sample=False)
     assert gen.shape[1] > inputs["input_ids"].shape[1]
-    assert isinstance(processor.batch_decode(gen[:, inputs["input_ids"].shape[1]:])[0], str)
+    assert isinstance(processor.batch_decode(gen[:, inputs["input_ids"].shape[1] :])[0], str)
 
 
 @pytest.mark.parametrize("kind", ["video", "image"])
@@ -65,13 +71,20 @@ def test_chunked_encode_once_logprobs_equal_the_naive_full_forward(setup, kind):
     with torch.no_grad():
         fast = M.group_logprobs(policy, prompt, completions, chunk_size=5)  # [G, T]; chunks split rows
         P = prompt["input_ids"].shape[1]
-        batch = data.processor_inputs(processor, [data.prompt_text(processor, record)] * G,
-                                      [data.load_visual(record, 4, *budget)] * G)
+        batch = data.processor_inputs(
+            processor, [data.prompt_text(processor, record)] * G, [data.load_visual(record, 4, *budget)] * G
+        )
         ids = torch.cat([batch["input_ids"], completions], 1)
         extra = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
-        logits = policy(input_ids=ids, attention_mask=torch.ones_like(ids),
-                        mm_token_type_ids=torch.cat([batch["mm_token_type_ids"], torch.zeros_like(completions)], 1), **extra).logits
-        naive = torch.log_softmax(logits[:, P - 1 : P + T - 1].float(), -1).gather(-1, completions[..., None]).squeeze(-1)
+        logits = policy(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            mm_token_type_ids=torch.cat([batch["mm_token_type_ids"], torch.zeros_like(completions)], 1),
+            **extra,
+        ).logits
+        naive = (
+            torch.log_softmax(logits[:, P - 1 : P + T - 1].float(), -1).gather(-1, completions[..., None]).squeeze(-1)
+        )
     assert torch.allclose(fast, naive, atol=1e-5)
 
 
@@ -99,8 +112,13 @@ def test_sft_labels_cover_only_reasoning_and_answer(setup):
         labels = ids.clone()
         labels[:, : group.prompt["input_ids"].shape[1]] = -100
         extra = {k: v for k, v in group.prompt.items() if k not in ("input_ids", "attention_mask", "mm_token_type_ids")}
-        ref = policy(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels,
-                     mm_token_type_ids=torch.cat([group.prompt["mm_token_type_ids"], torch.zeros_like(group.completion_ids)], 1), **extra).loss
+        ref = policy(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            labels=labels,
+            mm_token_type_ids=torch.cat([group.prompt["mm_token_type_ids"], torch.zeros_like(group.completion_ids)], 1),
+            **extra,
+        ).loss
     assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
 
 
@@ -122,14 +140,20 @@ def test_temporal_bonus_wiring(setup, monkeypatch):
     monkeypatch.setattr(train, "sample_group", fake_sample)
     for shuffled_texts, bonus_expected in (([right, wrong], True), ([right, right], False)):
         # mu = 1: p = 0.5; p~ = 0.5 -> bonus; p~ = 1.0 -> no bonus
-        group = train.score_group(train.Group(video, None, None, torch.ones(4, 2, dtype=torch.bool), [right, right, wrong, wrong]), args)
+        group = train.score_group(
+            train.Group(video, None, None, torch.ones(4, 2, dtype=torch.bool), [right, right, wrong, wrong]), args
+        )
         base = group.rewards.clone()
-        p, p_shuffled, bonus, changed = train.add_temporal_bonus(group, policy, processor, visual, args, torch.Generator().manual_seed(0))
+        p, p_shuffled, bonus, changed = train.add_temporal_bonus(
+            group, policy, processor, visual, args, torch.Generator().manual_seed(0)
+        )
         assert not torch.equal(seen["frames"], visual.frames) and seen["frames"].shape == visual.frames.shape
         assert (p, bonus) == (0.5, bonus_expected)
         assert not changed  # rewards 2 (right) and 1 (wrong): the bonus leaves the normalised advantages as they were
         assert group.temporal["order"] != [0, 1, 2, 3] and group.temporal["acc_shuffled"] == p_shuffled
-        assert torch.allclose(group.rewards - base, torch.tensor([0.3, 0.3, 0.0, 0.0]) if bonus_expected else torch.zeros(4))
+        assert torch.allclose(
+            group.rewards - base, torch.tensor([0.3, 0.3, 0.0, 0.0]) if bonus_expected else torch.zeros(4)
+        )
 
 
 def test_one_batched_forward_equals_one_forward_per_prompt(setup):
@@ -172,14 +196,22 @@ def test_one_update_moves_probability_toward_rewarded_completions(setup, algo):
     normalised gradient step on the algorithm's loss: the log-prob of every rewarded completion goes up
     relative to the unrewarded ones (the losses' signs, the advantage-to-row alignment and the masks agree)."""
     policy, processor, _, video, _, budget = setup
-    args = train.parse_args(["--algo", algo, "--model", "unused", "--beta", "0", "--max_completion_length", "8", "--num_generations", "6"])
+    args = train.parse_args(
+        ["--algo", algo, "--model", "unused", "--beta", "0", "--max_completion_length", "8", "--num_generations", "6"]
+    )
     visual = data.load_visual(video, 4, *budget)
     torch.manual_seed(0)
     group = train.sample_group(policy, processor, video, visual, 6, args)
     rewards_ = torch.tensor([1.0, 0.0] * 3)
     pairs = [(group.prompt, group.completion_ids)]
     logprobs = M.LogProbs(policy)
-    mb = {"pairs": pairs, "mask": group.mask, "advantages": train.group_advantages(rewards_, 6), "logp_old": None, "logp_ref": None}
+    mb = {
+        "pairs": pairs,
+        "mask": group.mask,
+        "advantages": train.group_advantages(rewards_, 6),
+        "logp_old": None,
+        "logp_ref": None,
+    }
     before = logprobs(pairs).detach()
     loss, _ = train.compute_loss(logprobs, mb, args)
     policy.zero_grad()
@@ -232,17 +264,30 @@ def test_rollouts_sample_the_policy_whatever_the_checkpoint_ships(setup, monkeyp
     args = train.parse_args(["--num_generations", "2", "--max_completion_length", "4"])
     seen = []
     sampler_call = M.NucleusSampler.__call__
-    monkeypatch.setattr(M.NucleusSampler, "__call__", lambda self, ids, scores: seen.append(scores.clone()) or sampler_call(self, ids, scores))
+    monkeypatch.setattr(
+        M.NucleusSampler,
+        "__call__",
+        lambda self, ids, scores: seen.append(scores.clone()) or sampler_call(self, ids, scores),
+    )
     tokens = {}
     for shipped in ({}, {"repetition_penalty": 2.0, "top_k": 3}):
         for key, value in shipped.items():
             setattr(policy.generation_config, key, value)
         seen.clear()
         torch.manual_seed(0)
-        tokens[bool(shipped)] = train.sample_groups(policy, processor, [(video, visual, None)], 2, args)[0].completion_ids
-        assert policy.generation_config.repetition_penalty == shipped.get("repetition_penalty")  # the checkpoint's config is back
-    policy.generation_config.repetition_penalty, policy.generation_config.top_k = None, None  # as shipped by model.build_tiny
-    inputs = M.stacked_prompts(policy, [data.processor_inputs(processor, [data.prompt_text(processor, video)], [visual])], [2])
+        tokens[bool(shipped)] = train.sample_groups(policy, processor, [(video, visual, None)], 2, args)[
+            0
+        ].completion_ids
+        assert policy.generation_config.repetition_penalty == shipped.get(
+            "repetition_penalty"
+        )  # the checkpoint's config is back
+    policy.generation_config.repetition_penalty, policy.generation_config.top_k = (
+        None,
+        None,
+    )  # as shipped by model.build_tiny
+    inputs = M.stacked_prompts(
+        policy, [data.processor_inputs(processor, [data.prompt_text(processor, video)], [visual])], [2]
+    )
     with torch.no_grad():
         logits = policy(**inputs).logits[:, -1]  # [2, V]: the first token's distribution
     logits[:, M.vision_placeholder_ids(policy.config)] = float("-inf")  # what sample_groups suppresses itself

@@ -10,14 +10,22 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import ENV, ROOT, metrics, rl_args, run
+from safetensors.torch import load_file
 
 # No --cpu here: with it accelerate runs ONE process whatever --num_processes says. torchrun starts the two
 # processes; ACCELERATE_USE_CPU makes them use the CPU with the gloo backend (there is no GPU).
-DDP = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", os.path.join(ROOT, "configs", "ddp.yaml"),
-       "--num_processes", "2", "--main_process_port", "0"]
+DDP = [
+    sys.executable,
+    "-m",
+    "accelerate.commands.launch",
+    "--config_file",
+    os.path.join(ROOT, "configs", "ddp.yaml"),
+    "--num_processes",
+    "2",
+    "--main_process_port",
+    "0",
+]
 DDP_ENV = {**ENV, "ACCELERATE_USE_CPU": "1"}
 
 
@@ -56,11 +64,30 @@ def test_learning_rate_schedule_is_the_same_on_two_processes(tiny_dir, synth_dir
     """One scheduler step per optimizer update whatever the number of processes: accelerate's prepared
     scheduler stepped once per process, so with a 4-update warm-up step 1 logged 0.75x the base rate
     on 2 processes instead of 0.5x."""
-    common = ["train.py", "--algo", "sft", "--model", str(tiny_dir), "--data", os.path.join(synth_dir, "train.json"), "--max_steps", "4",
-              "--batch_size", "1", "--learning_rate", "1e-3", "--warmup_steps", "4", "--lr_schedule", "cosine"]
+    common = [
+        "train.py",
+        "--algo",
+        "sft",
+        "--model",
+        str(tiny_dir),
+        "--data",
+        os.path.join(synth_dir, "train.json"),
+        "--max_steps",
+        "4",
+        "--batch_size",
+        "1",
+        "--learning_rate",
+        "1e-3",
+        "--warmup_steps",
+        "4",
+        "--lr_schedule",
+        "cosine",
+    ]
     run([sys.executable] + common + ["--output_dir", str(tmp_path / "one")])
     two = str(tmp_path / "two")
-    result = subprocess.run(DDP + common + ["--output_dir", two], cwd=ROOT, env=DDP_ENV, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        DDP + common + ["--output_dir", two], cwd=ROOT, env=DDP_ENV, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     one_lr, two_lr = [row["lr"] for row in metrics(tmp_path / "one")], [row["lr"] for row in metrics(two)]
     assert one_lr == pytest.approx([0.5e-3, 0.75e-3, 1e-3, 1e-3]) and _data_position(two, 4) == 4 * 2
@@ -72,23 +99,50 @@ def test_two_process_da_run_resumes_exactly(warm, tmp_path):
     resumes both. The killed run is its checkpoint-2 (all that survives a kill), resumed in a new folder; it
     must end with the uninterrupted run's weights. With per-process windows, process 1 resumed with process
     0's window and augmented differently."""
-    args = rl_args(warm, "", "grpo", "--da", "--da_window", "6", "--da_threshold", "0.0", "--max_steps", "4", "--save_steps", "2",
-                   "--batch_size", "2")
-    launch = lambda out, *extra: subprocess.run(DDP + [a if a else out for a in args] + list(extra), cwd=ROOT, env=DDP_ENV,
-                                                capture_output=True, text=True, timeout=900)
+    args = rl_args(
+        warm,
+        "",
+        "grpo",
+        "--da",
+        "--da_window",
+        "6",
+        "--da_threshold",
+        "0.0",
+        "--max_steps",
+        "4",
+        "--save_steps",
+        "2",
+        "--batch_size",
+        "2",
+    )
+    launch = lambda out, *extra: subprocess.run(
+        DDP + [a if a else out for a in args] + list(extra),
+        cwd=ROOT,
+        env=DDP_ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
     result = launch(full)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     m = metrics(full)
-    assert all(row["da/easy_frac"] + row["da/hard_frac"] > 0 for row in m[1:]), "no group augmented: the test would prove nothing"
+    assert all(row["da/easy_frac"] + row["da/hard_frac"] > 0 for row in m[1:]), (
+        "no group augmented: the test would prove nothing"
+    )
     os.makedirs(cut)
     shutil.copytree(os.path.join(full, "checkpoint-2"), os.path.join(cut, "checkpoint-2"))
-    shutil.copy(os.path.join(full, "metrics.jsonl"), os.path.join(cut, "metrics.jsonl"))  # the resumed run drops steps 3 and 4
+    shutil.copy(
+        os.path.join(full, "metrics.jsonl"), os.path.join(cut, "metrics.jsonl")
+    )  # the resumed run drops steps 3 and 4
     window = torch.load(os.path.join(cut, "checkpoint-2", "custom_checkpoint_0.pkl"), weights_only=False)["window"]
     assert len(window) == 6  # 2 steps x 2 prompts x 2 processes, the last 6
     result = launch(cut, "--resume")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    end, resumed = load_file(os.path.join(full, "final", "model.safetensors")), load_file(os.path.join(cut, "final", "model.safetensors"))
+    end, resumed = (
+        load_file(os.path.join(full, "final", "model.safetensors")),
+        load_file(os.path.join(cut, "final", "model.safetensors")),
+    )
     start = load_file(os.path.join(warm[0], "final", "model.safetensors"))
     assert any(not torch.equal(start[k], end[k]) for k in end), "the policy never changed: the test would prove nothing"
     for k in end:
@@ -119,10 +173,16 @@ def test_a_corrupt_video_read_by_process_1_never_hangs_two_processes(warm, tmp_p
     broken_path = str(tmp_path / "broken.json")
     json.dump(broken, open(broken_path, "w"))
     out = str(tmp_path / "fault")
-    cmd = DDP + [a if a != data_path else broken_path for a in rl_args(warm, out, "grpo", "--max_steps", "2", "--max_completion_length", "8")]
+    cmd = DDP + [
+        a if a != data_path else broken_path
+        for a in rl_args(warm, out, "grpo", "--max_steps", "2", "--max_completion_length", "8")
+    ]
     result = subprocess.run(cmd, cwd=ROOT, env=DDP_ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert f"process 1: skipping unreadable sample (the next of its stream instead): problem_id={victim['problem_id']}" in result.stderr
+    assert (
+        f"process 1: skipping unreadable sample (the next of its stream instead): problem_id={victim['problem_id']}"
+        in result.stderr
+    )
     m = metrics(out)
     assert [row["step"] for row in m] == [1, 2] and m[-1]["data/skipped"] == 1
     state = torch.load(os.path.join(out, "checkpoint-2", "custom_checkpoint_0.pkl"), weights_only=False)
@@ -134,7 +194,10 @@ def test_lora_reference_is_the_base_model(tiny_dir):
     import model as M
 
     base, _ = M.load(tiny_dir)
-    prompt = {"input_ids": torch.tensor([[M.IM_START_ID, 9707, 1879]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+    prompt = {
+        "input_ids": torch.tensor([[M.IM_START_ID, 9707, 1879]]),
+        "attention_mask": torch.ones(1, 3, dtype=torch.long),
+    }
     completions = torch.tensor([[11, 22, 33], [44, 55, 66]])
     with torch.no_grad():
         expected = M.group_logprobs(base, prompt, completions)  # [2, 3]
@@ -156,15 +219,39 @@ def test_lora_reference_is_the_base_model(tiny_dir):
 
 def test_lora_run_trains_only_adapters_and_final_loads(warm, tmp_path):
     out = str(tmp_path / "lora")
-    run([sys.executable] + rl_args(warm, out, "grpo", "--max_steps", "2", "--batch_size", "4", "--beta", "0.04", "--lora_r", "4", "--no-lora_merge"))
-    assert any(row["grad_norm"] > 0 for row in metrics(out)), "every group had equal rewards: the test would prove nothing"
+    run(
+        [sys.executable]
+        + rl_args(
+            warm,
+            out,
+            "grpo",
+            "--max_steps",
+            "2",
+            "--batch_size",
+            "4",
+            "--beta",
+            "0.04",
+            "--lora_r",
+            "4",
+            "--no-lora_merge",
+        )
+    )
+    assert any(row["grad_norm"] > 0 for row in metrics(out)), (
+        "every group had equal rewards: the test would prove nothing"
+    )
     import model as M
 
     start = M.load_model(os.path.join(warm[0], "final")).state_dict()  # in-memory names, as in the checkpoint below
-    trained = load_file(os.path.join(out, "checkpoint-2", "model.safetensors"))  # the LogProbs wrapper's state: model.<...>
+    trained = load_file(
+        os.path.join(out, "checkpoint-2", "model.safetensors")
+    )  # the LogProbs wrapper's state: model.<...>
     lora = {k: v for k, v in trained.items() if "lora_" in k}
     assert lora and any(v.abs().sum() > 0 for k, v in lora.items() if "lora_B" in k)  # B starts at zero: it moved
-    base = {key.removeprefix("model.").replace(".base_layer", ""): value for key, value in trained.items() if "lora_" not in key}
+    base = {
+        key.removeprefix("model.").replace(".base_layer", ""): value
+        for key, value in trained.items()
+        if "lora_" not in key
+    }
     compared = [key for key in base if key in start]  # (a tied lm_head may be stored under either name)
     assert len(compared) >= len(start) - 1
     for key in compared:  # every base weight, the vision tower's included, is where it started
@@ -177,8 +264,23 @@ def test_lora_run_trains_only_adapters_and_final_loads(warm, tmp_path):
     records = json.load(open(warm[1]))[:2]
     small = str(tmp_path / "two.json")
     json.dump(records, open(small, "w"))
-    run([sys.executable, "eval.py", "run", "--model", final, "--data", small, "--out", str(tmp_path / "eval"),
-         "--num_frames", "4", "--max_new_tokens", "4"])
+    run(
+        [
+            sys.executable,
+            "eval.py",
+            "run",
+            "--model",
+            final,
+            "--data",
+            small,
+            "--out",
+            str(tmp_path / "eval"),
+            "--num_frames",
+            "4",
+            "--max_new_tokens",
+            "4",
+        ]
+    )
     assert json.load(open(tmp_path / "eval" / "two.json"))["metrics"]["n"] == 2
 
 
@@ -193,7 +295,9 @@ def test_lora_merged_and_adapter_folders_load_to_the_same_model(tiny_dir, tmp_pa
     state = peft_model.get_base_model().state_dict()
     M.save_lora(peft_model, state, str(tmp_path / "adapter"), merge=False)
     M.save_lora(peft_model, state, str(tmp_path / "merged"), merge=True)
-    assert os.path.isfile(tmp_path / "adapter" / "adapter_config.json") and os.path.isfile(tmp_path / "merged" / "config.json")
+    assert os.path.isfile(tmp_path / "adapter" / "adapter_config.json") and os.path.isfile(
+        tmp_path / "merged" / "config.json"
+    )
     ids = torch.tensor([[M.IM_START_ID, 9707, 1879, 11, 22]])
     with torch.no_grad():
         from_adapter = M.load_model(str(tmp_path / "adapter"))(input_ids=ids).logits
@@ -206,13 +310,19 @@ def test_merged_lora_state_by_hand():
     """W + (alpha / r) * B @ A per adapted layer; the bias and every other weight as they were."""
     import model as M
 
-    state = {"q.base_layer.weight": torch.tensor([[1.0, 0.0], [0.0, 1.0]]), "q.base_layer.bias": torch.tensor([0.5, 0.5]),
-             "q.lora_A.default.weight": torch.tensor([[1.0, 2.0]]), "q.lora_B.default.weight": torch.tensor([[1.0], [0.0]]),
-             "norm.weight": torch.tensor([3.0])}
+    state = {
+        "q.base_layer.weight": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        "q.base_layer.bias": torch.tensor([0.5, 0.5]),
+        "q.lora_A.default.weight": torch.tensor([[1.0, 2.0]]),
+        "q.lora_B.default.weight": torch.tensor([[1.0], [0.0]]),
+        "norm.weight": torch.tensor([3.0]),
+    }
     merged = M.merged_lora_state(state, scaling=2.0)
     assert set(merged) == {"q.weight", "q.bias", "norm.weight"}
     assert torch.equal(merged["q.weight"], torch.tensor([[3.0, 4.0], [0.0, 1.0]]))  # [[1 + 2*1, 0 + 2*2], [0, 1]]
-    assert torch.equal(merged["q.bias"], torch.tensor([0.5, 0.5])) and torch.equal(merged["norm.weight"], torch.tensor([3.0]))
+    assert torch.equal(merged["q.bias"], torch.tensor([0.5, 0.5])) and torch.equal(
+        merged["norm.weight"], torch.tensor([3.0])
+    )
 
 
 def test_merged_lora_save_needs_no_base_reload_under_zero3(tiny_dir, tmp_path, monkeypatch):
@@ -255,10 +365,23 @@ def test_generation_from_an_fsdp2_sharded_policy(tiny_dir):
     with socket.socket() as probe:  # a free port (torchrun's static rendezvous does not take 0)
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port), __file__, str(tiny_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(port),
+        __file__,
+        str(tiny_dir),
+    ]
     result = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    assert sorted(line for line in result.stdout.splitlines() if line.startswith("fsdp2 ok")) == ["fsdp2 ok rank 0", "fsdp2 ok rank 1"]
+    assert sorted(line for line in result.stdout.splitlines() if line.startswith("fsdp2 ok")) == [
+        "fsdp2 ok rank 0",
+        "fsdp2 ok rank 1",
+    ]
 
 
 def _fsdp2_worker(tiny_dir):
@@ -276,17 +399,24 @@ def _fsdp2_worker(tiny_dir):
     rank, mesh = dist.get_rank(), init_device_mesh("cpu", (dist.get_world_size(),))
     base, _ = M.load(tiny_dir)
     ids = torch.tensor([[M.IM_START_ID, 9707, 1879, 11]])
-    generate = lambda: base.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False, synced_gpus=False)
+    generate = lambda: base.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False, synced_gpus=False
+    )
     expected = generate()
     policy = M.LogProbs(base)
     for layer in [*base.model.language_model.layers, *base.model.visual.blocks]:  # fsdp.yaml's wrap policy
         fully_shard(layer, mesh=mesh)
     fully_shard(policy, mesh=mesh)
-    accelerator = types.SimpleNamespace(distributed_type=DistributedType.FSDP, state=types.SimpleNamespace(
-        fsdp_plugin=types.SimpleNamespace(fsdp_version=2, reshard_after_forward=True)))  # what the helper reads
+    accelerator = types.SimpleNamespace(
+        distributed_type=DistributedType.FSDP,
+        state=types.SimpleNamespace(fsdp_plugin=types.SimpleNamespace(fsdp_version=2, reshard_after_forward=True)),
+    )  # what the helper reads
     policy._get_fsdp_state()._lazy_init()  # as the first training forward would: the root then keeps its parameters
-    resharding = lambda: [[g.post_forward_mesh_info is not None for g in m._get_fsdp_state()._fsdp_param_groups]
-                          for m in policy.modules() if hasattr(m, "_get_fsdp_state")]
+    resharding = lambda: [
+        [g.post_forward_mesh_info is not None for g in m._get_fsdp_state()._fsdp_param_groups]
+        for m in policy.modules()
+        if hasattr(m, "_get_fsdp_state")
+    ]
     before = resharding()
     assert before[0] == [False] and before[1] == [True]  # the root (LogProbs) does not reshard, a decoder layer does
     with torch.no_grad(), M.gathered_for_generation(accelerator, policy):
@@ -295,7 +425,9 @@ def _fsdp2_worker(tiny_dir):
     assert all(torch.equal(out, expected) for out in outputs)
     assert isinstance(base.model.language_model.layers[0].self_attn.q_proj.weight, DTensor)  # sharded again
     policy([({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, torch.tensor([[5, 6, 7]]))]).sum().backward()
-    sys.stdout.write(f"fsdp2 ok rank {rank}\n")  # one write: print() writes the newline separately, and two ranks interleave
+    sys.stdout.write(
+        f"fsdp2 ok rank {rank}\n"
+    )  # one write: print() writes the newline separately, and two ranks interleave
     sys.stdout.flush()
     dist.destroy_process_group()
 

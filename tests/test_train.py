@@ -9,9 +9,8 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import ENV, LAUNCH, ROOT, SFT_STEPS, metrics, rl_args, run
+from safetensors.torch import load_file
 
 
 def test_sft_runs_learns_and_saves(warm):
@@ -21,25 +20,53 @@ def test_sft_runs_learns_and_saves(warm):
     m = metrics(sft_dir)
     assert [x["step"] for x in m] == list(range(1, SFT_STEPS + 1))
     assert m[-1]["loss/total"] < 0.5 * m[0]["loss/total"]
-    assert os.path.isdir(os.path.join(sft_dir, "checkpoint-20")) and os.path.isdir(os.path.join(sft_dir, f"checkpoint-{SFT_STEPS}"))
+    assert os.path.isdir(os.path.join(sft_dir, "checkpoint-20")) and os.path.isdir(
+        os.path.join(sft_dir, f"checkpoint-{SFT_STEPS}")
+    )
     saved = json.load(open(os.path.join(sft_dir, "args.json")))
     assert saved["algo"] == "sft" and saved["learning_rate"] == 2e-3 and saved["num_frames"] == 4
     Qwen2_5_VLForConditionalGeneration.from_pretrained(os.path.join(sft_dir, "final"))
 
 
-COMMON = ["reward/mean", "reward/std", "reward/accuracy", "reward/format", "adv/zero_std_frac", "loss/total", "loss/kl",
-          "completions/mean_length", "time/step_s", "lr", "step"]
+COMMON = [
+    "reward/mean",
+    "reward/std",
+    "reward/accuracy",
+    "reward/format",
+    "adv/zero_std_frac",
+    "loss/total",
+    "loss/kl",
+    "completions/mean_length",
+    "time/step_s",
+    "lr",
+    "step",
+]
 
 
-@pytest.mark.parametrize("algo,extra,keys", [
-    ("grpo", ["--beta", "0.04", "--advantage", "rloo"], ["loss/clip_frac"]),
-    ("t_grpo", [], ["tgrpo/acc_ordered", "tgrpo/acc_shuffled", "tgrpo/bonus_frac", "tgrpo/adv_changed_frac"]),
-    ("reg_grpo", ["--num_iterations", "2", "--batch_size", "4"], ["reggrpo/rho_std", "reggrpo/mse", "reggrpo/active_frac"]),
-    ("reg_grpo", ["--da", "--da_window", "2", "--da_threshold", "0.0", "--batch_size", "2"], ["da/easy_frac", "da/hard_frac", "da/zero_std_before", "da/zero_std_after"]),
-])
+@pytest.mark.parametrize(
+    "algo,extra,keys",
+    [
+        ("grpo", ["--beta", "0.04", "--advantage", "rloo"], ["loss/clip_frac"]),
+        ("t_grpo", [], ["tgrpo/acc_ordered", "tgrpo/acc_shuffled", "tgrpo/bonus_frac", "tgrpo/adv_changed_frac"]),
+        (
+            "reg_grpo",
+            ["--num_iterations", "2", "--batch_size", "4"],
+            ["reggrpo/rho_std", "reggrpo/mse", "reggrpo/active_frac"],
+        ),
+        (
+            "reg_grpo",
+            ["--da", "--da_window", "2", "--da_threshold", "0.0", "--batch_size", "2"],
+            ["da/easy_frac", "da/hard_frac", "da/zero_std_before", "da/zero_std_after"],
+        ),
+    ],
+)
 def test_rl_algorithms_through_accelerate_launch(warm, tmp_path, algo, extra, keys):
     out = str(tmp_path / algo)
-    run(LAUNCH + ["--num_processes", "1"] + rl_args(warm, out, algo, "--max_steps", "2", "--log_completions_steps", "1", *extra))
+    run(
+        LAUNCH
+        + ["--num_processes", "1"]
+        + rl_args(warm, out, algo, "--max_steps", "2", "--log_completions_steps", "1", *extra)
+    )
     m = metrics(out)
     assert len(m) == 2
     for key in COMMON + keys:
@@ -49,8 +76,12 @@ def test_rl_algorithms_through_accelerate_launch(warm, tmp_path, algo, extra, ke
     _check_rollout_page(out, algo, "--da" in extra)
     if algo == "t_grpo":
         assert all(0 <= row["tgrpo/acc_shuffled"] <= 1 and 0 <= row["tgrpo/adv_changed_frac"] <= 1 for row in m)
-    if "--num_iterations" in extra:  # the first of the two updates has rho == 0; the second not, once the first moved the policy
-        assert any(row["adv/zero_std_frac"] < 1 for row in m), "no group had a learning signal: the test would prove nothing"
+    if (
+        "--num_iterations" in extra
+    ):  # the first of the two updates has rho == 0; the second not, once the first moved the policy
+        assert any(row["adv/zero_std_frac"] < 1 for row in m), (
+            "no group had a learning signal: the test would prove nothing"
+        )
         assert [row["reggrpo/active_frac"] for row in m] == [0.5 if row["adv/zero_std_frac"] < 1 else 0.0 for row in m]
     if "rloo" in extra:
         assert json.load(open(os.path.join(out, "args.json")))["advantage"] == "rloo"
@@ -124,7 +155,9 @@ def _weights(run_dir):
 
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(warm, tmp_path):
-    args = lambda out: [sys.executable] + rl_args(warm, out, "grpo", "--max_steps", "4", "--save_steps", "2", "--batch_size", "2")
+    args = lambda out: (
+        [sys.executable] + rl_args(warm, out, "grpo", "--max_steps", "4", "--save_steps", "2", "--batch_size", "2")
+    )
     full = str(tmp_path / "full")
     run(args(full))
     start, end = load_file(os.path.join(warm[0], "final", "model.safetensors")), _weights(full)
@@ -149,9 +182,35 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(warm, tmp_path):
 def test_main_job_shortened(tmp_path):
     """`train.py --algo reg_grpo` with no --model/--data, every stage shrunk, in an empty folder: builds
     the tiny model and the data, SFT, evaluation, RL, evaluation, table and summary.json."""
-    out = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6",
-                          "--sft_steps", "2", "--sft_batch_size", "2", "--max_steps", "1", "--batch_size", "2", "--num_generations", "2", "--max_completion_length", "8"],
-                         cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "train.py"),
+            "--algo",
+            "reg_grpo",
+            "--synth_train",
+            "16",
+            "--synth_test",
+            "6",
+            "--sft_steps",
+            "2",
+            "--sft_batch_size",
+            "2",
+            "--max_steps",
+            "1",
+            "--batch_size",
+            "2",
+            "--num_generations",
+            "2",
+            "--max_completion_length",
+            "8",
+        ],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     summary = json.load(open(tmp_path / "runs" / "reg_grpo-seed0" / "summary.json"))
     assert 0 <= summary["sft_accuracy"] <= 1 and 0 <= summary["rl_accuracy"] <= 1 and summary["wall_time_s"] > 0
@@ -169,7 +228,21 @@ def test_main_job_sft_start_trains_every_weight():
     """--freeze_vision and --lora_r in the main job reach RL, not the SFT start from random weights."""
     import train
 
-    args = train.parse_args(["--algo", "reg_grpo", "--freeze_vision", "--lora_r", "8", "--sft_steps", "7", "--problem_types", "all", "--seed", "3"])
+    args = train.parse_args(
+        [
+            "--algo",
+            "reg_grpo",
+            "--freeze_vision",
+            "--lora_r",
+            "8",
+            "--sft_steps",
+            "7",
+            "--problem_types",
+            "all",
+            "--seed",
+            "3",
+        ]
+    )
     sft = train.main_job_sft_args(args)
     assert (sft.algo, sft.freeze_vision, sft.lora_r, sft.max_steps, sft.problem_types) == ("sft", False, 0, 7, "")
     assert sft.learning_rate == 1e-3 and sft.output_dir == "runs/sft-cold-start-7x8-seed3"
@@ -179,7 +252,12 @@ def test_main_job_sft_start_trains_every_weight():
 def test_vision_encoder_frozen_for_rl_and_trained_for_sft_unless_told():
     import train
 
-    assert [train.parse_args(["--algo", a]).freeze_vision for a in ("sft", "grpo", "t_grpo", "reg_grpo")] == [False, True, True, True]
+    assert [train.parse_args(["--algo", a]).freeze_vision for a in ("sft", "grpo", "t_grpo", "reg_grpo")] == [
+        False,
+        True,
+        True,
+        True,
+    ]
     assert train.parse_args(["--algo", "reg_grpo", "--no-freeze_vision"]).freeze_vision is False
     assert train.parse_args(["--algo", "sft", "--freeze_vision"]).freeze_vision is True
     assert train.main_job_sft_args(train.parse_args(["--algo", "grpo"])).freeze_vision is False
@@ -192,8 +270,12 @@ def test_launcher_cpu_threads():
     plain = {"ACCELERATE_USE_CPU": "False", "OMP_NUM_THREADS": "1"}
     assert train.launcher_cpu_threads(plain, False, 2) == 2
     assert train.launcher_cpu_threads(plain, True, 2) is None  # a GPU: accelerate's processes are its business
-    assert train.launcher_cpu_threads({**plain, "WORLD_SIZE": "2"}, False, 2) is None  # several processes share the cores
-    assert train.launcher_cpu_threads({**plain, "ACCELERATE_USE_CPU": "True"}, False, 2) is None  # --cpu: sized by accelerate or by the user
+    assert (
+        train.launcher_cpu_threads({**plain, "WORLD_SIZE": "2"}, False, 2) is None
+    )  # several processes share the cores
+    assert (
+        train.launcher_cpu_threads({**plain, "ACCELERATE_USE_CPU": "True"}, False, 2) is None
+    )  # --cpu: sized by accelerate or by the user
     assert train.launcher_cpu_threads({**plain, "OMP_NUM_THREADS": "3"}, False, 8) is None
     assert train.launcher_cpu_threads({}, False, 2) is None  # python train.py: torch's own default
     assert train.launcher_cpu_threads(plain, False, 1) is None
@@ -204,7 +286,14 @@ def test_plain_accelerate_launch_uses_every_core_on_a_cpu_machine():
     import psutil
 
     env = {k: v for k, v in ENV.items() if k not in ("OMP_NUM_THREADS", "ACCELERATE_USE_CPU")}
-    out = subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "train.py", "--help"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "train.py", "--help"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     cores = psutil.cpu_count(logical=False) or 1
     if torch.cuda.is_available() or cores == 1:
@@ -214,11 +303,21 @@ def test_plain_accelerate_launch_uses_every_core_on_a_cpu_machine():
 
 def test_problem_types_filter_names_what_the_file_has(warm, tmp_path):
     """--problem_types keeps only those records; when none is left the run stops and says what there is."""
-    out = subprocess.run([sys.executable] + rl_args(warm, str(tmp_path / "ocr"), "grpo", "--max_steps", "1", "--problem_types", "OCR"),
-                         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable] + rl_args(warm, str(tmp_path / "ocr"), "grpo", "--max_steps", "1", "--problem_types", "OCR"),
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode != 0
     message = out.stderr.strip().splitlines()[-1]
-    assert "no usable records in" in message and "of problem type OCR (it has: multiple choice, " in message and "regression" in message, out.stderr[-2000:]
+    assert (
+        "no usable records in" in message
+        and "of problem type OCR (it has: multiple choice, " in message
+        and "regression" in message
+    ), out.stderr[-2000:]
 
 
 def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
@@ -234,15 +333,24 @@ def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
     path.write_text(json.dumps(wanted))
     train.check_synth_config(str(path), wanted, "delete it")  # same settings: accepted
     path.write_text(json.dumps({**wanted, "families": list(train.ALL_FAMILIES)}))
-    with pytest.raises(SystemExit, match=r"synth_config.json: made with other benchmark settings \(families: .*direction.* there, .*; delete it"):
+    with pytest.raises(
+        SystemExit,
+        match=r"synth_config.json: made with other benchmark settings \(families: .*direction.* there, .*; delete it",
+    ):
         train.check_synth_config(str(path), wanted, "delete it")
     path.write_text(json.dumps({**wanted, "size": 0.35}))
     with pytest.raises(SystemExit, match=r"size: 0.35 there, 0.5 asked"):
         train.check_synth_config(str(path), wanted, "delete it")
-    path.write_text(json.dumps({k: v for k, v in wanted.items() if k != "size_percents"}))  # made before the option existed,
+    path.write_text(
+        json.dumps({k: v for k, v in wanted.items() if k != "size_percents"})
+    )  # made before the option existed,
     with pytest.raises(SystemExit, match=r"size_percents: \[\] there, \[20, 50, 80\] asked"):  # so with any width:
         train.check_synth_config(str(path), wanted, "delete it")  # not today's default,
-    any_width = train.synth_config(train.parse_args(["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6", "--synth_size_percents", ""]))
+    any_width = train.synth_config(
+        train.parse_args(
+            ["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6", "--synth_size_percents", ""]
+        )
+    )
     train.check_synth_config(str(path), any_width, "delete it")  # but what `--synth_size_percents ""` asks for
     with pytest.raises(SystemExit, match="no synth_config.json"):
         train.check_synth_config(str(tmp_path / "missing.json"), wanted, "delete it")
@@ -268,11 +376,33 @@ def test_bf16_compute_moves_weights_as_far_as_fp32(tiny_dir, synth_dir, tmp_path
     steps = {}
     for dtype in ("fp32", "bf16"):
         out = str(tmp_path / dtype)
-        result = run([sys.executable, "train.py", "--algo", "sft", "--model", str(tiny_dir), "--data", os.path.join(synth_dir, "train.json"),
-                      "--output_dir", out, "--max_steps", "3", "--batch_size", "2", "--learning_rate", "1e-6", "--dtype", dtype])
+        result = run(
+            [
+                sys.executable,
+                "train.py",
+                "--algo",
+                "sft",
+                "--model",
+                str(tiny_dir),
+                "--data",
+                os.path.join(synth_dir, "train.json"),
+                "--output_dir",
+                out,
+                "--max_steps",
+                "3",
+                "--batch_size",
+                "2",
+                "--learning_rate",
+                "1e-6",
+                "--dtype",
+                dtype,
+            ]
+        )
         steps[dtype] = _mean_step(start, _weights(out))
         if dtype == "bf16":
-            assert "precision: bfloat16 compute (autocast on), trainable weights and AdamW state float32" in result.stdout, result.stdout[-2000:]
+            assert (
+                "precision: bfloat16 compute (autocast on), trainable weights and AdamW state float32" in result.stdout
+            ), result.stdout[-2000:]
             assert all(v.dtype == torch.float32 for v in _weights(out).values())
     assert steps["fp32"] > 0
     print(f"mean |dw| after 3 steps: bf16 compute / fp32 = {steps['bf16'] / steps['fp32']:.3f}")
@@ -281,9 +411,10 @@ def test_bf16_compute_moves_weights_as_far_as_fp32(tiny_dir, synth_dir, tmp_path
 
 def test_gradient_checkpointing_gives_the_same_loss_and_gradients(warm):
     """train.py's loss on one rollout, with and without --gradient_checkpointing (which must really be on)."""
+    from accelerate import Accelerator
+
     import model as M
     import train
-    from accelerate import Accelerator
 
     sft_dir, data_path = warm
     args = train.parse_args(rl_args(warm, "unused", "reg_grpo", "--beta", "0.1", "--num_iterations", "2")[1:])
@@ -292,21 +423,35 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(warm):
     accelerator = Accelerator(cpu=True)
     results = {}
     for checkpointing in (False, True):
-        model, processor = M.load(os.path.join(sft_dir, "final"), gradient_checkpointing=checkpointing, freeze_vision=True)
+        model, processor = M.load(
+            os.path.join(sft_dir, "final"), gradient_checkpointing=checkpointing, freeze_vision=True
+        )
         model.train()
         assert model.model.language_model.gradient_checkpointing is checkpointing
         policy = M.LogProbs(model)
         size = processor.video_processor.size
         visual = train.data.load_visual(record, args.num_frames, size["shortest_edge"], size["longest_edge"])
         torch.manual_seed(0)
-        groups, _ = train.collect_rollouts(model, processor, [(record, visual, torch.Generator().manual_seed(0))], None, args,
-                                           {"generate": 0.0, "score": 0.0})
+        groups, _ = train.collect_rollouts(
+            model,
+            processor,
+            [(record, visual, torch.Generator().manual_seed(0))],
+            None,
+            args,
+            {"generate": 0.0, "score": 0.0},
+        )
         ref = M.LogProbs(M.load_model(os.path.join(sft_dir, "final"))).eval()
         mb = train.rollout_tensors(groups, ref, args, accelerator, {"logprob": 0.0}, policy)
-        mb["logp_old"] = mb["logp_old"] - 0.01 * torch.arange(mb["logp_old"].shape[1])  # as after an update: rho != 0, the regression acts
+        mb["logp_old"] = mb["logp_old"] - 0.01 * torch.arange(
+            mb["logp_old"].shape[1]
+        )  # as after an update: rho != 0, the regression acts
         loss, _ = train.compute_loss(policy, mb, args)
         loss.backward()
-        results[checkpointing] = (loss.detach(), groups[0].completion_ids, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+        results[checkpointing] = (
+            loss.detach(),
+            groups[0].completion_ids,
+            {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None},
+        )
     (loss0, ids0, grads0), (loss1, ids1, grads1) = results[False], results[True]
     assert torch.equal(ids0, ids1) and loss0 != 0
     assert torch.allclose(loss0, loss1, atol=1e-5)
@@ -337,9 +482,29 @@ def test_report_to_tensorboard_writes_events_that_read_back(tiny_dir, synth_dir,
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = str(tmp_path / "tb")
-    run([sys.executable, "train.py", "--algo", "sft", "--model", str(tiny_dir), "--data", os.path.join(synth_dir, "train.json"),
-         "--output_dir", out, "--max_steps", "2", "--batch_size", "1", "--report_to", "tensorboard"])
-    logdir = os.path.join(out, "tb")  # project_dir / the run's name; the config goes to a timestamped folder below as hparams
+    run(
+        [
+            sys.executable,
+            "train.py",
+            "--algo",
+            "sft",
+            "--model",
+            str(tiny_dir),
+            "--data",
+            os.path.join(synth_dir, "train.json"),
+            "--output_dir",
+            out,
+            "--max_steps",
+            "2",
+            "--batch_size",
+            "1",
+            "--report_to",
+            "tensorboard",
+        ]
+    )
+    logdir = os.path.join(
+        out, "tb"
+    )  # project_dir / the run's name; the config goes to a timestamped folder below as hparams
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(logdir)), os.listdir(logdir)
     acc = EventAccumulator(logdir)
     acc.Reload()
@@ -357,11 +522,20 @@ def test_bad_model_and_data_read_as_one_line(tiny_dir, tmp_path):
         (["--model", "/wrong/local/path"], "--model /wrong/local/path: no such folder, and not a hub id"),
         (["--model", str(tmp_path)], f"--model {tmp_path}: the folder has no config.json"),
         (["--model", str(tiny_dir), "--data", str(tmp_path / "missing.json")], "missing.json: no such file"),
-        (["--model", str(tiny_dir), "--data", str(bad_json)], f"--data {bad_json}: {bad_json}:1: neither a JSON list nor JSON lines"),
+        (
+            ["--model", str(tiny_dir), "--data", str(bad_json)],
+            f"--data {bad_json}: {bad_json}:1: neither a JSON list nor JSON lines",
+        ),
     ]
     for flags, message in cases:
-        out = subprocess.run([sys.executable, "train.py", "--algo", "grpo", "--output_dir", str(tmp_path / "run"), *flags],
-                             cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "train.py", "--algo", "grpo", "--output_dir", str(tmp_path / "run"), *flags],
+            cwd=ROOT,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         lines = out.stderr.strip().splitlines()
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
         assert lines[-1].startswith("train.py: error: ") and message in lines[-1], lines[-1]
