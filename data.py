@@ -315,9 +315,8 @@ def decode_frames(path, num_frames):
         for index in sorted(set(wanted)):
             target = times[index]
             keyframe = keyframes[max(0, bisect.bisect_right(keyframes, target) - 1)]
-            if (
-                frames is None or last is None or last >= target or keyframe > last
-            ):  # not ahead in the GOP being decoded
+            # not ahead in the GOP being decoded
+            if frames is None or last is None or last >= target or keyframe > last:
                 container.seek(target, stream=stream, backward=True, any_frame=False)  # to the keyframe at or before it
                 frames, last = container.decode(stream), None
             for frame in frames:
@@ -468,7 +467,8 @@ class SynthConfig:
     distractors: int = 0  # small grey circles that no question is about
     noise: float = 0.0  # std of Gaussian pixel noise, as a fraction of 255
     image_frac: float = 0.15  # fraction of samples that are single images (static questions only)
-    size_percents: tuple = ()  # the widths a `size` question's square may have (% of the frame); empty: any whole number 20-80
+    # the widths a `size` question's square may have (% of the frame); empty: any whole number 20-80
+    size_percents: tuple = ()
     families: tuple = ("direction", "order", "approach", "color", "shape", "count", "size")
 
 
@@ -767,7 +767,8 @@ def main(argv=None):
     p.add_argument(
         "--size_percents",
         default="",
-        help="comma-separated widths (percent of the frame) a `size` question's square may have; empty: any whole number from 20 to 80",
+        help="comma-separated widths (percent of the frame) a `size` question's square may have; "
+        "empty: any whole number from 20 to 80",
     )
     c = sub.add_parser(
         "check", help="validate a Video-R1 JSON/JSONL file and decode its media; exit 1 on any bad record"

@@ -1,12 +1,12 @@
-"""
+r"""
 Evaluation: run a model on Video-R1-format benchmarks, rescore saved outputs, compare training runs.
 
     python eval.py run --model runs/reg_grpo-seed0/final --data data/synth/test.json --out runs/eval
-    python eval.py run --model Qwen/Qwen2.5-VL-3B-Instruct --data eval_mvbench.json eval_videomme.json --out runs/eval-3b
+    python eval.py run --model Qwen/Qwen2.5-VL-3B-Instruct --out runs/eval-3b \
+        --data eval_mvbench.json eval_videomme.json
     python eval.py run --model runs/reg_grpo-seed0/final --data data/synth/test.json --out runs/eval --blind
     python eval.py score runs/eval/test.json
     python eval.py compare runs/grpo-seed0 runs/reg_grpo-seed0 --out runs/compare.md
-    python eval.py ablation --seeds 0 1 2 --out runs/ablation [train.py flags, e.g. --max_steps 30]
     python eval.py view runs/reg_grpo-seed0            # -> runs/reg_grpo-seed0/rollouts.html
     python eval.py view runs/eval/test.json            # -> runs/eval/test.html
 
@@ -18,13 +18,18 @@ import argparse
 import json
 import os
 import random
+import shutil
 import sys
 import time
 import zlib
+from dataclasses import replace
 
 import numpy as np
+import torch
 
 import data
+import infra
+import model as model_lib
 import rewards
 
 # -----------------------------------------------------------------------------
@@ -100,7 +105,8 @@ def blind_donors(records, seed=0, pool=None):
             others = [r for r in pool if r["data_type"] == key[0] and r is not members[0]]
             if not others:
                 raise ValueError(
-                    f"--blind: record {_key(members[0])} ({members[0].get('_file', '?')}) is the only {key[0]}; it has no other visual to be shown"
+                    f"--blind: record {_key(members[0])} ({members[0].get('_file', '?')}) is the only {key[0]}; "
+                    "it has no other visual to be shown"
                 )
             donors[_key(members[0])] = random.Random(f"{seed}:{_key(members[0])}").choice(others)
             continue
@@ -141,10 +147,7 @@ def evaluate(
     well blind as it does with the right visuals is not using them. `done` maps record keys to results
     already computed (resume); `on_batch(results)` is called after each batch (to save progress).
     """
-    import torch
     from tqdm import tqdm
-
-    import model as model_lib
 
     done = dict(done or {})
     donors = donors or {}
@@ -173,10 +176,8 @@ def evaluate(
             inputs = data.processor_inputs(processor, [data.prompt_text(processor, r) for r in batch], visuals).to(
                 model.device
             )
-            with (
-                torch.no_grad(),
-                model_lib.own_generation_config(model),
-            ):  # decoding as the flags say, not as generation_config.json
+            # decoding as the flags say, not as generation_config.json
+            with torch.no_grad(), model_lib.own_generation_config(model):
                 out = model.generate(
                     **inputs,
                     max_new_tokens=max_new_tokens,
@@ -232,8 +233,6 @@ def view_settings(args):
     """Frames and pixel budget for `run`: the flags when given; else what train.py trained this model with;
     else the papers' (16 frames, max 128*28*28 pixels) or, for the tiny model, its own (4 frames, its
     processor's budget). Returns (num_frames, min_pixels or None, max_pixels or None, where they came from)."""
-    import model as model_lib
-
     trained, path = training_args(args.model)
     if trained is not None:
         frames, lo, hi, source = (
@@ -255,16 +254,18 @@ def view_settings(args):
     given = [name for name in ("num_frames", "min_pixels", "max_pixels") if getattr(args, name) is not None]
     if given:
         source += f"; {', '.join('--' + n for n in given)} from the command line"
-    pick = lambda flag, default: default if flag is None else (flag or None)  # a flag of 0: the processor's own
+
+    def pick(flag, default):
+        # a flag of 0: the processor's own
+        return default if flag is None else (flag or None)
+
     return pick(args.num_frames, frames) or frames, pick(args.min_pixels, lo), pick(args.max_pixels, hi), source
 
 
 def run(args):
-    import model as model_lib
-
     num_frames, min_pixels, max_pixels, source = view_settings(args)
     model, processor = model_lib.load(args.model, dtype=args.dtype, max_pixels=max_pixels, min_pixels=min_pixels)
-    model_lib.keep_freed_memory(model.device)
+    infra.keep_freed_memory(model.device)
     size = processor.video_processor.size
     settings = {"num_frames": num_frames, "min_pixels": size["shortest_edge"], "max_pixels": size["longest_edge"]}
     print(
@@ -289,16 +290,19 @@ def run(args):
             done = {_key(r): r for r in json.load(open(out_path))["results"]}
             print(f"{out_path}: {len(done)} records already scored, continuing")
         t0 = time.time()
-        save = lambda results: write_json(
-            out_path,
-            {
-                "model": args.model,
-                "data": path,
-                "settings": settings,
-                "results": results,
-                "metrics": summarize(results, len(bad)),
-            },
-        )
+
+        def save(results):
+            return write_json(
+                out_path,
+                {
+                    "model": args.model,
+                    "data": path,
+                    "settings": settings,
+                    "results": results,
+                    "metrics": summarize(results, len(bad)),
+                },
+            )
+
         results, errors = evaluate(
             model,
             processor,
@@ -326,6 +330,165 @@ def run(args):
             f"n {metrics['n']}  unreadable {metrics['unreadable']}  -> {out_path}"
         )
     print(json.dumps(all_metrics))
+
+
+# -----------------------------------------------------------------------------
+# The main job: `accelerate launch train.py --algo reg_grpo` with no --model and no --data
+
+
+def main_job(args, train):
+    """Tiny model + synthetic data -> SFT cold start (cached) -> held-out eval -> RL -> held-out eval ->
+    before/after table and summary.json in the run folder. `train` is train.train, passed in so that imports
+    run one way (train imports eval)."""
+    t_start = time.time()
+    accelerator = infra.new_accelerator(args)
+    with accelerator.main_process_first():
+        infra.prepare_assets(args)
+    stages = {}
+    sft_args = main_job_sft_args(args)
+    sft_final = os.path.join(sft_args.output_dir, "final")
+    t0 = time.time()
+    sft_data_config = os.path.join(sft_args.output_dir, "synth_config.json")
+    if os.path.isdir(sft_final):
+        infra.check_synth_config(
+            sft_data_config, infra.synth_config(args), f"delete {sft_args.output_dir} to train it again"
+        )
+        if accelerator.is_main_process:
+            print(f"SFT cold start: reusing {sft_final}")
+    else:
+        train(sft_args)
+        if accelerator.is_main_process:  # which benchmark the cached start was trained on
+            shutil.copyfile(os.path.join(infra.SYNTH_DIR, "synth_config.json"), sft_data_config)
+    stages["sft_s"] = round(time.time() - t0, 1)
+    test_path = os.path.join(infra.SYNTH_DIR, "test.json")
+    t0 = time.time()
+    cached = [os.path.join(sft_args.output_dir, f"{name}.json") for name in ("eval_test", "eval_test_blind")]
+    if all(os.path.exists(c) and json.load(open(c)).get("eval_limit") == args.eval_limit for c in cached):
+        before, before_blind = (json.load(open(c))["metrics"] for c in cached)  # the same model and split: once
+    else:
+        before, before_blind = held_out_eval(sft_final, args, test_path, accelerator)
+    stages["eval_sft_s"] = round(time.time() - t0, 1)
+    t0 = time.time()
+    # RL on every family unless --problem_types says otherwise. Measured on the three-width benchmark
+    # (docs/EXPERIMENTS.md, "The main job over nine seeds"): RL on multiple choice alone let the `size` answers
+    # drift (MRA down on 3 of 4 seeds); RL on every family raised `size` too.
+    train(replace(args, model=sft_final, data=os.path.join(infra.SYNTH_DIR, "train.json")))
+    stages["rl_s"] = round(time.time() - t0, 1)
+    page = None
+    if accelerator.is_main_process and os.path.isfile(os.path.join(args.output_dir, "completions.jsonl")):
+        page = rollouts_page(args.output_dir)
+    t0 = time.time()
+    after, after_blind = held_out_eval(os.path.join(args.output_dir, "final"), args, test_path, accelerator)
+    stages["eval_rl_s"] = round(time.time() - t0, 1)
+    if accelerator.is_main_process:
+        summary = {
+            "algo": args.algo + ("+da" if args.da else ""),
+            "seed": args.seed,
+            "sft_accuracy": before["overall"],
+            "rl_accuracy": after["overall"],
+            "sft_blind_accuracy": (before_blind or {}).get("overall"),
+            "rl_blind_accuracy": (after_blind or {}).get("overall"),
+            "sft": before,
+            "rl": after,
+            "sft_blind": before_blind,
+            "rl_blind": after_blind,
+            "wall_time_s": round(time.time() - t_start, 1),
+            "stages": stages,
+            "sft_checkpoint": sft_final,
+            "test_file": test_path,
+        }
+        with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=1)
+        print(before_after_table(before, after, args, before_blind, after_blind))
+        print(
+            f"wall time {summary['wall_time_s']} s ({stages}); summary: {os.path.join(args.output_dir, 'summary.json')}"
+            + (f"; rollouts to look at: {page}" if page else "")
+        )
+
+
+def main_job_sft_args(args):
+    """The main job's SFT cold start: every problem type, the SFT defaults, full weights. The tiny model's
+    vision tower starts random, so --freeze_vision and --lora_r (which freezes it too) apply to the RL
+    stage only; a frozen random vision tower would leave the start blind."""
+    output_dir = f"runs/sft-cold-start-{args.sft_steps}x{args.sft_batch_size}-seed{args.seed}"
+    return replace(
+        args,
+        algo="sft",
+        da=False,
+        max_steps=args.sft_steps,
+        batch_size=args.sft_batch_size,
+        learning_rate=0.0,
+        beta=-1.0,
+        problem_types="",
+        output_dir=output_dir,
+        save_steps=0,
+        resume=False,
+        freeze_vision=False,
+        lora_r=0,
+    ).resolve()
+
+
+def held_out_eval(model_dir, args, test_path, accelerator):
+    """Greedy held-out evaluation of a saved model (main process; the others wait), with each record's
+    own video and with another record's (eval.py's --blind). Returns the two metrics dicts."""
+    metrics = None
+    if accelerator.is_main_process:
+        model, processor = model_lib.load(model_dir, device=accelerator.device)
+        everything, _ = data.load_records(test_path)
+        records = everything[: args.eval_limit] if args.eval_limit else everything
+        size = processor.video_processor.size
+        try:
+            donors = blind_donors(records, pool=everything)
+        except ValueError as e:  # e.g. a test split with a single image: it has no other image to be shown
+            print(f"no blind evaluation: {e}", file=sys.stderr)
+            donors = None
+        metrics = {"eval_test": None, "eval_test_blind": None}
+        for name, shown in [("eval_test", None)] + ([("eval_test_blind", donors)] if donors is not None else []):
+            results, errors = evaluate(
+                model,
+                processor,
+                records,
+                num_frames=args.num_frames,
+                min_pixels=size["shortest_edge"],
+                max_pixels=size["longest_edge"],
+                max_new_tokens=args.max_completion_length,
+                batch_size=16,
+                donors=shown,
+            )
+            metrics[name] = summarize(results, len(errors))
+            write_json(
+                os.path.join(os.path.dirname(model_dir), f"{name}.json"),
+                {"model": model_dir, "eval_limit": args.eval_limit, "results": results, "metrics": metrics[name]},
+            )
+    accelerator.wait_for_everyone()
+    return (metrics["eval_test"], metrics["eval_test_blind"]) if metrics else (None, None)
+
+
+def before_after_table(before, after, args, before_blind, after_blind):
+    """Markdown: held-out scores of the SFT start and the RL model, overall, by kind and family, and
+    overall with another record's video (a model that scores as well blind does not use its input)."""
+    rows = [
+        ("overall (score)", "overall"),
+        ("accuracy (non-regression)", "accuracy"),
+        ("MRA (regression)", "mra"),
+        ("temporal questions", "temporal"),
+        ("static questions", "static"),
+    ]
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    lines = [
+        f"| held-out ({before['n']} records) | SFT | SFT + {args.algo}{'+da' if args.da else ''} |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {fmt(before.get(key))} | {fmt(after.get(key))} |" for name, key in rows]
+    blind = fmt((before_blind or {}).get("overall")), fmt((after_blind or {}).get("overall"))
+    lines.append(f"| overall, another record's video (blind) | {blind[0]} | {blind[1]} |")
+    for family in before.get("by_question_family", {}):
+        b, a = before["by_question_family"][family], after["by_question_family"].get(family, {})
+        lines.append(f"| family: {family} (n={b['n']}) | {fmt(b['score'])} | {fmt(a.get('score'))} |")
+    return "\n".join(lines)
 
 
 # -----------------------------------------------------------------------------
@@ -369,7 +532,10 @@ def compare(run_dirs, out_path):
                 round(wall, 1),
             )
         )
-    fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+    def fmt(v):
+        return "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
     table = [
         "| run | steps | final reward/mean | final reward/accuracy | held-out score | train wall time (s) |",
         "|---|---|---|---|---|---|",
@@ -392,166 +558,6 @@ def compare(run_dirs, out_path):
     with open(out_path, "w") as f:
         f.write("\n".join(table) + f"\n\n![reward curves]({os.path.basename(png)})\n")
     return "\n".join(table), png
-
-
-ABLATION = [  # (row name, train.py flags): the algorithms of both papers and their baselines
-    ("grpo", ["--algo", "grpo"]),
-    ("t_grpo", ["--algo", "t_grpo"]),
-    ("reg_grpo", ["--algo", "reg_grpo"]),
-    ("reg_grpo+iter2", ["--algo", "reg_grpo", "--num_iterations", "2"]),  # the regression acts from the second update
-    ("grpo+da", ["--algo", "grpo", "--da"]),
-    ("reg_grpo+da", ["--algo", "reg_grpo", "--da"]),
-    ("rloo", ["--algo", "grpo", "--advantage", "rloo"]),
-]
-
-
-def ablation(seeds, out, extra):
-    """SFT, GRPO, T-GRPO, Reg-GRPO (one and two updates per rollout), GRPO+DA, Reg-GRPO+DA and RLOO on the
-    synthetic benchmark, every seed: each RL run is train.py's main job (the SFT cold start of a seed is
-    trained once and shared), then a table of held-out scores (mean +- std over seeds) and the algorithms'
-    diagnostics, and reward curves. A run whose summary.json exists is skipped: the command resumes."""
-    import subprocess
-
-    runs = {}
-    for seed in seeds:
-        for name, flags in ABLATION:
-            run_dir = os.path.join(out, f"{name.replace('+', '-')}-seed{seed}")
-            if not os.path.exists(os.path.join(run_dir, "summary.json")):
-                cmd = [sys.executable, "train.py", *flags, "--seed", str(seed), "--output_dir", run_dir, *extra]
-                print(" ".join(cmd), flush=True)
-                subprocess.run(cmd, check=True)
-            runs.setdefault(name, []).append(run_dir)
-    table = ablation_table(runs) + "\n\n" + family_table(runs)
-    with open(os.path.join(out, "ablation.md"), "w") as f:
-        f.write(table + "\n")
-    compare([dirs[0] for dirs in runs.values()], os.path.join(out, "curves.md"))
-    ablation_plot(runs, os.path.join(out, "ablation.png"))
-    return table + f"\n\nfigure: {os.path.join(out, 'ablation.png')}"
-
-
-def ablation_plot(runs, png):
-    """The ablation in one figure: left, each row's training accuracy (reward/accuracy) by step, mean over
-    seeds, as a running mean of 5 steps; right, each row's held-out RL - SFT, one dot per seed against its
-    own seed's start, a bar at the mean. Returns what it drew: {row: (steps, mean accuracy, gains)}."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    drawn = {}
-    for name, dirs in runs.items():
-        curves = [[json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))] for d in dirs]
-        steps = min(len(c) for c in curves)  # seeds cut at the shortest run
-        accuracy = np.mean(
-            [[line.get("reward/accuracy", np.nan) for line in c[:steps]] for c in curves], axis=0
-        )  # [steps]
-        summaries = [json.load(open(os.path.join(d, "summary.json"))) for d in dirs]
-        gains = [s["rl"]["overall"] - s["sft"]["overall"] for s in summaries]  # each run against its own seed's start
-        drawn[name] = (list(range(1, steps + 1)), accuracy, gains)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [3, 2]})
-    for i, (name, (steps, accuracy, gains)) in enumerate(drawn.items()):
-        window = min(5, len(accuracy))
-        left.plot(
-            steps[window - 1 :],
-            np.convolve(accuracy, np.ones(window) / window, mode="valid"),
-            label=name,
-            color=f"C{i}",
-        )
-        right.bar(i, np.mean(gains), color=f"C{i}", alpha=0.35)
-        right.scatter([i] * len(gains), gains, color=f"C{i}", s=18, zorder=3)
-    seeds = max(len(dirs) for dirs in runs.values())
-    left.set(
-        title=f"training accuracy, mean of {seeds} seed(s), running mean of 5 steps",
-        xlabel="RL step",
-        ylabel="reward/accuracy",
-    )
-    left.legend(fontsize=8)
-    right.axhline(0, color="black", linewidth=0.8)
-    right.set_xticks(range(len(drawn)), list(drawn), rotation=30, ha="right", fontsize=8)
-    right.set(title="held-out RL - SFT (dots: seeds, bar: mean)", ylabel="overall score change")
-    fig.tight_layout()
-    fig.savefig(png, dpi=90)
-    plt.close(fig)
-    return drawn
-
-
-def ablation_table(runs):
-    """Markdown: held-out overall / temporal / static (mean +- std over seeds), vanishing-advantage
-    fraction (before/after DA), T-GRPO's ordered-minus-shuffled training accuracy and the fraction of its
-    bonused groups whose advantages the bonus changed, Reg-GRPO's fraction of updates where the regression
-    acted (each a mean over the run's steps, then mean +- std over seeds)."""
-
-    def stat(values):
-        values = [v for v in values if v is not None]
-        return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-"
-
-    def mean_metric(run_dir, key):
-        rows = [json.loads(line) for line in open(os.path.join(run_dir, "metrics.jsonl"))]
-        values = [r[key] for r in rows if key in r]
-        return float(np.mean(values)) if values else None
-
-    lines = [
-        "| run | seeds | held-out overall | RL - SFT, same seed (seeds up) | temporal | static | zero-std groups | "
-        "T-GRPO ordered - shuffled | T-GRPO bonus changed advantages | Reg-GRPO regression active |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    summaries = {name: [json.load(open(os.path.join(d, "summary.json"))) for d in dirs] for name, dirs in runs.items()}
-    first = next(iter(summaries.values()))
-    lines.append(
-        f"| SFT (start of every run) | {len(first)} | {stat([s['sft']['overall'] for s in first])} | - | "
-        f"{stat([s['sft'].get('temporal') for s in first])} | {stat([s['sft'].get('static') for s in first])} | - | - | - | - |"
-    )
-    for name, dirs in runs.items():
-        s = summaries[name]
-        if "+da" in name:
-            zero = f"{stat([mean_metric(d, 'da/zero_std_before') for d in dirs])} -> {stat([mean_metric(d, 'da/zero_std_after') for d in dirs])}"
-        else:
-            zero = stat([mean_metric(d, "adv/zero_std_frac") for d in dirs])
-        tgrpo = name.startswith("t_grpo")
-        gap = (
-            stat([mean_metric(d, "tgrpo/acc_ordered") - mean_metric(d, "tgrpo/acc_shuffled") for d in dirs])
-            if tgrpo
-            else "-"
-        )
-        changed = stat([mean_metric(d, "tgrpo/adv_changed_frac") for d in dirs]) if tgrpo else "-"
-        active = stat([mean_metric(d, "reggrpo/active_frac") for d in dirs]) if name.startswith("reg_grpo") else "-"
-        gain = [
-            x["rl"]["overall"] - x["sft"]["overall"] for x in s
-        ]  # paired: each run against its own seed's SFT start
-        lines.append(
-            f"| SFT + {name} | {len(dirs)} | {stat([x['rl']['overall'] for x in s])} | {stat(gain)} ({sum(g > 0 for g in gain)} of {len(gain)}) | "
-            f"{stat([x['rl'].get('temporal') for x in s])} | "
-            f"{stat([x['rl'].get('static') for x in s])} | {zero} | {gap} | {changed} | {active} |"
-        )
-    return "\n".join(lines)
-
-
-def family_table(runs):
-    """Markdown: held-out score per question family (accuracy; MRA for regression), mean over seeds, for the
-    SFT start and every run, with the family's number of test records."""
-    summaries = {name: [json.load(open(os.path.join(d, "summary.json"))) for d in dirs] for name, dirs in runs.items()}
-    first = next(iter(summaries.values()))
-    families = sorted({f for s in first for f in s["sft"].get("by_question_family", {})})
-    if not families:
-        return ""
-
-    def mean(results, family):
-        values = [
-            r["by_question_family"][family]["score"] for r in results if family in r.get("by_question_family", {})
-        ]
-        return f"{np.mean(values):.3f}" if values else "-"
-
-    n = {f: first[0]["sft"]["by_question_family"][f]["n"] for f in families}
-    lines = [
-        "| family (n) | SFT | " + " | ".join(f"SFT + {name}" for name in summaries) + " |",
-        "|---" * (len(summaries) + 2) + "|",
-    ]
-    for f in families:
-        cells = [mean([s["sft"] for s in first], f)] + [
-            mean([s["rl"] for s in summaries[name]], f) for name in summaries
-        ]
-        lines.append(f"| {f} ({n[f]}) | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 # -----------------------------------------------------------------------------
@@ -614,10 +620,12 @@ def rollouts_page(run_dir):
         "time/step_s",
     )
     parts = [
-        f"<!doctype html><meta charset=utf-8><title>rollouts: {html.escape(run_dir)}</title><style>{PAGE_STYLE}</style>",
+        f"<!doctype html><meta charset=utf-8><title>rollouts: {html.escape(run_dir)}</title>"
+        f"<style>{PAGE_STYLE}</style>",
         f"<h1>Rollouts of {html.escape(os.path.basename(os.path.normpath(run_dir)))}</h1>",
-        f'<p class="label">{len(logged)} groups from {html.escape(run_dir)}/completions.jsonl; advantages as trained on '
-        "(green positive, red negative). A group whose rewards are all equal has zero advantages: it teaches nothing.</p>",
+        f'<p class="label">{len(logged)} groups from {html.escape(run_dir)}/completions.jsonl; '
+        "advantages as trained on (green positive, red negative). "
+        "A group whose rewards are all equal has zero advantages: it teaches nothing.</p>",
     ]
     for step in sorted({row["step"] for row in logged}):
         m = metrics.get(step, {})
@@ -627,7 +635,10 @@ def rollouts_page(run_dir):
             aug, temporal = row.get("augmentation") or {}, row.get("temporal")
             caption = "frames, in order"
             if aug.get("kind") == "easy":
-                caption = f"frames with DA's noise (too easy: dR {aug['d_reward']:+.2f}, noise std {aug['noise_std']:.2f} of 255)"
+                caption = (
+                    f"frames with DA's noise (too easy: dR {aug['d_reward']:+.2f}, "
+                    f"noise std {aug['noise_std']:.2f} of 255)"
+                )
             block = ['<div class="group">', _question_html(row), _frames_html(row["frames"], caption=caption)]
             if temporal:
                 block.append(
@@ -640,7 +651,8 @@ def rollouts_page(run_dir):
                 )
             if aug.get("kind") == "hard":
                 block.append(
-                    f'<div class="label">DA hint (too hard: dR {aug["d_reward"]:+.2f}): {html.escape(aug["hint"])}</div>'
+                    f'<div class="label">DA hint (too hard: dR {aug["d_reward"]:+.2f}): '
+                    f"{html.escape(aug['hint'])}</div>"
                 )
             bonus = (temporal or {}).get("bonus") or [0.0] * len(row["completions"])
             block.append(
@@ -655,8 +667,10 @@ def rollouts_page(run_dir):
             ):
                 sign = "pos" if a > 1e-9 else ("neg" if a < -1e-9 else "")
                 block.append(
-                    f'<tr class="completion {sign}"><td class="num">{i}</td><td class="text">{html.escape(text)}</td><td class="num">{acc:.3g}</td>'
-                    f'<td class="num">{fmt:.3g}</td><td class="num">{b:.3g}</td><td class="reward num">{r:.4g}</td><td class="adv num">{a:.4g}</td></tr>'
+                    f'<tr class="completion {sign}"><td class="num">{i}</td>'
+                    f'<td class="text">{html.escape(text)}</td><td class="num">{acc:.3g}</td>'
+                    f'<td class="num">{fmt:.3g}</td><td class="num">{b:.3g}</td>'
+                    f'<td class="reward num">{r:.4g}</td><td class="adv num">{a:.4g}</td></tr>'
                 )
             block.append("</table></div>")
             parts.append("".join(block))
@@ -676,10 +690,11 @@ def eval_page(results_path):
     base = os.path.dirname(os.path.abspath(saved["data"])) if saved.get("data") and settings else None
     families = sorted({str(r.get("question_family") or r.get("problem_type")) for r in saved["results"]})
     options = "".join(f"<option>{html.escape(f)}</option>" for f in families)
+    flat_metrics = {k: v for k, v in saved["metrics"].items() if not isinstance(v, dict)}
     parts = [
         f"<!doctype html><meta charset=utf-8><title>{html.escape(results_path)}</title><style>{PAGE_STYLE}</style>",
         f"<h1>{html.escape(os.path.basename(results_path))}: {html.escape(str(saved.get('model')))}</h1>",
-        f'<p class="metrics">{html.escape(json.dumps({k: v for k, v in saved["metrics"].items() if not isinstance(v, dict)}))}</p>',
+        f'<p class="metrics">{html.escape(json.dumps(flat_metrics))}</p>',
         f'<p>family <select id="fam" onchange="show()"><option value="">all</option>{options}</select> answers '
         '<select id="ok" onchange="show()"><option value="">all</option><option value="right">right</option>'
         '<option value="wrong">wrong</option></select></p>',
@@ -782,15 +797,8 @@ def main(argv=None):
     c = sub.add_parser("compare", help="table and reward curves of training runs")
     c.add_argument("runs", nargs="+", help="run folders (with metrics.jsonl)")
     c.add_argument("--out", required=True, help="markdown file; the PNG goes next to it")
-    a = sub.add_parser("ablation", help="every algorithm x seeds through train.py's main job; table + curves")
-    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (each has its own SFT cold start)")
-    a.add_argument("--out", default="runs/ablation", help="folder of the runs, ablation.md and curves.png")
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "ablation":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if args.command == "ablation":
-        print(ablation(args.seeds, args.out, extra))
-    elif args.command == "run":
+    args = parser.parse_args(argv)
+    if args.command == "run":
         run(args)
     elif args.command == "view":
         out = view(args.path)

@@ -23,14 +23,12 @@ the 3B model sees.
 """
 
 import argparse
-import ctypes
 import hashlib
 import importlib.resources
 import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from functools import lru_cache
@@ -329,34 +327,6 @@ def resolve_device(device=None) -> torch.device:
     return torch.device("cpu")
 
 
-# glibc's malloc.h; the trim threshold is a C int, so at most 2 GiB
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-KEEP_FREED_BYTES = 1 << 30
-
-
-def keep_freed_memory(device) -> bool:
-    """On a CPU under glibc, make freed tensor memory go back to the allocator instead of to the kernel.
-
-    glibc's malloc serves every block larger than its mmap threshold (32 MiB at most) with fresh pages from
-    mmap and unmaps them on free. Training the tiny model allocates such blocks constantly: a 256-row chunk
-    of LM-head logits is 256 x 151,936 x 4 B = 156 MB, the head's weight gradient 78 MB, and AdamW's
-    temporaries as much again. Every page of every one of them is then faulted in and zeroed by the kernel
-    at first touch: `bench.py profile` counted 7.0M page faults and 19 s of system time beside 41 s of
-    user time, and the RL step went from 5.9 s to 3.4 s with this setting (README, "Speed"). With mmap
-    off, large blocks come from the heap and stay there after free (up to KEEP_FREED_BYTES at its top),
-    so the next step reuses them; the price is that the process keeps its peak memory (+0.3 GiB in the profile).
-    Nothing computed changes: only where the bytes live. Only on the CPU (a GPU run's host memory
-    would keep the peak of loading a checkpoint) and only on Linux with glibc; returns whether it was
-    applied. Process-wide and idempotent."""
-    if torch.device(device).type != "cpu" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")  # glibc's name; musl and others have no such library, or no effect
-    except OSError:
-        return False
-    return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED_BYTES))
-
-
 def vision_module(model) -> torch.nn.Module:
     """The vision tower (ViT blocks + patch merger) of a Qwen2.5-VL model."""
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
@@ -582,75 +552,6 @@ def lora_base(name_or_path):
     if not base:
         raise ValueError(f"{config_path} names no base_model_name_or_path: cannot tell which model it adapts")
     return base
-
-
-@contextmanager
-def gathered_for_generation(accelerator, policy):
-    """Every parameter of the policy whole on this process, and no engine hook in its forward, for the
-    length of the block: each process then samples as many times as its own prompts need (T-GRPO's
-    shuffled group and DA's re-sampling differ per process), and no generate step waits on another
-    process. Gathering once per rollout also beats gathering layer by layer at every generated token.
-
-    DDP and ZeRO-1/2 keep whole parameters on every process: nothing to do. FSDP2 (fully_shard) and
-    DeepSpeed ZeRO-3 split them; this gathers them and holds the engine's per-layer hooks off. The
-    gathered policy costs the memory of one full copy of the weights while the block runs.
-    """
-    from accelerate.utils import DistributedType
-
-    if accelerator.distributed_type == DistributedType.FSDP:
-        with _fsdp2_unsharded(accelerator, policy):
-            yield
-    elif (
-        accelerator.distributed_type == DistributedType.DEEPSPEED and accelerator.state.deepspeed_plugin.zero_stage == 3
-    ):
-        with _zero3_gathered(policy):
-            yield
-    else:
-        yield
-
-
-@contextmanager
-def _fsdp2_unsharded(accelerator, policy):
-    from torch.distributed.fsdp import FSDPModule
-
-    if accelerator.state.fsdp_plugin.fsdp_version != 2:
-        raise ValueError("FSDP1 is not supported for generation here: use fsdp_version: 2 (configs/fsdp.yaml)")
-    sharded = [m for m in policy.modules() if isinstance(m, FSDPModule)]
-    # FSDP2 calls the first module to run forward its root; generate enters at a decoder layer, so the
-    # root (the LogProbs wrapper) is initialised as such first (a private call: FSDP2 has no public one).
-    policy._get_fsdp_state()._lazy_init()
-    # Each module's own resharding setting, put back afterwards: the root keeps its parameters after forward
-    # (FSDP2 sets it so at initialisation), the layers reshard; one value for all would change the root's.
-    # FSDP2 has no getter, so its private fields are saved and restored as they were.
-    saved = {
-        m: (
-            m._get_fsdp_state()._auto_reshard_after_forward,
-            [g.post_forward_mesh_info for g in m._get_fsdp_state()._fsdp_param_groups],
-        )
-        for m in sharded
-    }
-    for module in sharded:
-        module.set_reshard_after_forward(False, recurse=False)  # stay whole across generate's many forwards
-        module.unshard()
-    try:
-        yield
-    finally:
-        for module in sharded:
-            module.reshard()
-            state = module._get_fsdp_state()
-            state._auto_reshard_after_forward, infos = saved[module]
-            for group, info in zip(state._fsdp_param_groups, infos):
-                group.post_forward_mesh_info = info
-
-
-@contextmanager
-def _zero3_gathered(engine):
-    # DeepSpeed's own context: gather every parameter once and lift ZeRO-3's per-module fetch/release
-    # hooks, which would otherwise re-partition each layer after its forward and re-gather it at the next.
-    from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
-
-    with unwrap_model_for_generation(engine):
-        yield
 
 
 # -----------------------------------------------------------------------------
@@ -906,9 +807,8 @@ def batch_logprobs(model, groups, chunk_size=256):
     G_i rows (the same tensor repeated, so gradients add up correctly); second_per_grid_ts reaches the
     M-RoPE position computation exactly as in `generate`. Padded completion positions hold garbage: mask them.
     """
-    inputs = stacked_prompts(
-        model, [prompt for prompt, _ in groups], [ids.shape[0] for _, ids in groups]
-    )  # [N, P] rows
+    # [N, P] rows
+    inputs = stacked_prompts(model, [prompt for prompt, _ in groups], [ids.shape[0] for _, ids in groups])
     P, T = inputs["input_ids"].shape[1], max(ids.shape[1] for _, ids in groups)
     completions = torch.cat([nn.functional.pad(ids, (0, T - ids.shape[1]), value=0) for _, ids in groups])  # [N, T]
     inputs["input_ids"] = torch.cat([inputs["input_ids"], completions], dim=1)  # [N, P+T]

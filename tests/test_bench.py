@@ -56,7 +56,8 @@ def test_memory_plan_prints_both_models_and_settings():
     )  # default and Video-R1 pixels
     for row in ("| parameters (B) | 3.75 |", "| video tokens per row | 6,144 |", "| video tokens per row | 1,024 |",
                 "| **total, ours (update)** |", "| log-prob head, naive |", "| fits in the GPU (ours / naive) |",
-                "| **total during rollouts** |", "| weights (full: fp32 master, sharded; LoRA: bf16 frozen base) | 1.7 |"):  # fmt: skip
+                "| **total during rollouts** |",
+                "| weights (full: fp32 master, sharded; LoRA: bf16 frozen base) | 1.7 |"):  # fmt: skip
         assert row in text, row
     assert "Assumptions:" in text
 
@@ -69,20 +70,22 @@ def test_plan_parameter_counts_match_the_architecture(name):
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     sys.path.insert(0, ROOT)
-    import bench as B
+    from tools import gpu
 
-    c, v = B.CONFIGS[name], B.VISION
+    c, v = gpu.CONFIGS[name], gpu.VISION
     config = Qwen2_5_VLConfig(
-        text_config=dict(vocab_size=c["vocab"], hidden_size=c["hidden"], intermediate_size=c["inter"], num_hidden_layers=c["layers"],
-                         num_attention_heads=c["heads"], num_key_value_heads=c["kv_heads"], tie_word_embeddings=c["tied"],
+        text_config=dict(vocab_size=c["vocab"], hidden_size=c["hidden"], intermediate_size=c["inter"],
+                         num_hidden_layers=c["layers"], num_attention_heads=c["heads"],
+                         num_key_value_heads=c["kv_heads"], tie_word_embeddings=c["tied"],
                          rope_parameters={"rope_type": "default", "mrope_section": [16, 24, 24], "rope_theta": 1e6}),
-        vision_config=dict(depth=v["depth"], hidden_size=v["width"], intermediate_size=v["inter"], num_heads=16, out_hidden_size=c["hidden"],
-                           patch_size=v["patch"], temporal_patch_size=v["temporal"], spatial_merge_size=v["merge"]),
+        vision_config=dict(depth=v["depth"], hidden_size=v["width"], intermediate_size=v["inter"], num_heads=16,
+                           out_hidden_size=c["hidden"], patch_size=v["patch"], temporal_patch_size=v["temporal"],
+                           spatial_merge_size=v["merge"]),
         tie_word_embeddings=c["tied"],
     )  # fmt: skip
     with torch.device("meta"):
         model = Qwen2_5_VLForConditionalGeneration(config)
-    assert sum(p.numel() for p in model.parameters()) == sum(B.param_counts(c))
+    assert sum(p.numel() for p in model.parameters()) == sum(gpu.param_counts(c))
 
 
 def test_gpu_check_scaled_down_runs_every_algorithm():
@@ -128,21 +131,21 @@ def test_gpu_check_model_and_plan_agree_with_the_published_3b():
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     sys.path.insert(0, ROOT)
-    import bench as B
     import model as M
+    from tools import gpu
 
     with torch.device("meta"):
-        model = Qwen2_5_VLForConditionalGeneration(M.tiny_config(**B.QWEN25_VL_3B))
+        model = Qwen2_5_VLForConditionalGeneration(M.tiny_config(**gpu.QWEN25_VL_3B))
     M.configure_training(model, freeze_vision=True)
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert total == sum(B.param_counts(B.CONFIGS["3B"])) == 3_754_622_976
+    assert total == sum(gpu.param_counts(gpu.CONFIGS["3B"])) == 3_754_622_976
     merger = (
         1280 + 5120 * 5120 + 5120 + 5120 * 2048 + 2048
     )  # norm of width 1280, 2x2 merged patches -> MLP -> hidden 2048
-    vision = B.param_counts(B.CONFIGS["3B"])[2]
+    vision = gpu.param_counts(gpu.CONFIGS["3B"])[2]
     assert trainable == total - (vision - merger)
-    plan = B.plan("3B", "full", True, gpus=1, frozen_vision=True, max_pixels=128 * 28 * 28)
+    plan = gpu.plan("3B", "full", True, gpus=1, frozen_vision=True, max_pixels=128 * 28 * 28)
     assert (plan["weights"], plan["grads"], plan["optimizer"], plan["casts"]) == (
         4 * total,
         4 * trainable,
@@ -154,7 +157,7 @@ def test_gpu_check_model_and_plan_agree_with_the_published_3b():
 
 def test_group_stats_by_hand():
     sys.path.insert(0, ROOT)
-    import bench as B
+    from tools import profiling
 
     rows = [
         ("color", [2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]),  # all right: zero std
@@ -162,7 +165,7 @@ def test_group_stats_by_hand():
         ("size", [1.5, 1.5, 1.5, 1.5], [0.5, 0.5, 0.5, 0.5]),  # equal partial credit: zero std, and 0.5 is not correct
         ("size", [0.0, 1.9, 1.8, 1.0], [0.0, 0.9, 0.8, 0.0]),  # graded, format broken in the first
     ]
-    stats = B.group_stats(rows)
+    stats = profiling.group_stats(rows)
     assert stats["color"] == {
         "groups": 2,
         "zero_std_frac": 0.5,

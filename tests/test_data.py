@@ -187,9 +187,8 @@ def test_size_percents_synth_keeps_splits_apart(tmp_path):
     cfg = data.SynthConfig(families=("size",), size_percents=(20, 50, 80), frames=4, image_frac=0.5)
     train, test = data.synth(str(tmp_path), 300, 30, seed=0, cfg=cfg)
     counts = Counter(data.answer_of(r["solution"]) for r in train)
-    assert set(counts) == {"20", "50", "80"} and min(counts.values()) >= 300 / 4, (
-        counts
-    )  # no width runs out of positions
+    # no width runs out of positions
+    assert set(counts) == {"20", "50", "80"} and min(counts.values()) >= 300 / 4, counts
     assert {data.answer_of(r["solution"]) for r in test} == {"20", "50", "80"}
     assert json.load(open(tmp_path / "synth_config.json"))["size_percents"] == [20, 50, 80]
 
@@ -309,7 +308,8 @@ def test_synth_and_check_command_line(tmp_path):
 
 
 def _write_video(path, frames, fps, options, pts_step=None):
-    """An H.264 mp4 with the given x264 options; pts_step: per-frame time steps (in 1/fps/10 units) for a variable rate."""
+    """An H.264 mp4 with the given x264 options; pts_step: per-frame time steps (in 1/fps/10 units) for a
+    variable rate."""
     import fractions
 
     import av

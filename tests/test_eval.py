@@ -8,7 +8,10 @@ import sys
 import numpy as np
 import pytest
 
+import data
 import eval as evaluation
+import model as model_lib
+import tools.ablation as ablation_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -24,27 +27,19 @@ def _cli(*args):
 
 def test_score_by_hand(tmp_path):
     rows = [  # Video-R1's results layout: output, solution, problem_type
+        # 1
         {
             "problem_type": "multiple choice",
             "solution": "<answer>B</answer>",
             "output": "<think>x</think><answer>B</answer>",
-        },  # 1
+        },
         {"problem_type": "multiple choice", "solution": "<answer>B</answer>", "output": "<answer>C</answer>"},  # 0
-        {
-            "problem_type": "multiple choice",
-            "solution": "<answer>A</answer>",
-            "output": " A ",
-        },  # no tags: whole text -> 1
-        {
-            "problem_type": "numerical",
-            "solution": "<answer>3</answer>",
-            "output": "<answer>3.0</answer>",
-        },  # decimal mismatch -> 0
-        {
-            "problem_type": "regression",
-            "solution": "<answer>10</answer>",
-            "output": "<answer>9.5</answer>",
-        },  # rel. error 0.05 -> MRA 0.9
+        # no tags: whole text -> 1
+        {"problem_type": "multiple choice", "solution": "<answer>A</answer>", "output": " A "},
+        # decimal mismatch -> 0
+        {"problem_type": "numerical", "solution": "<answer>3</answer>", "output": "<answer>3.0</answer>"},
+        # rel. error 0.05 -> MRA 0.9
+        {"problem_type": "regression", "solution": "<answer>10</answer>", "output": "<answer>9.5</answer>"},
         {"problem_type": "regression", "solution": "<answer>10</answer>", "output": "<answer>nan</answer>"},  # -> 0
     ]
     path = tmp_path / "video_r1_results.json"
@@ -177,9 +172,6 @@ def test_blind_donors_are_other_records_of_the_same_kind():
 
 
 def test_blind_run_shows_another_records_video(tiny_dir, synth_dir, tmp_path, monkeypatch):
-    import data
-    import model as model_lib
-
     records, _ = data.load_records(os.path.join(synth_dir, "test.json"))
     records = records[:6]
     shown = []
@@ -256,24 +248,21 @@ def test_ablation_table_means_and_stds(tmp_path):
                         + "\n"
                     )
             runs.setdefault(name, []).append(str(d))
-    table = evaluation.ablation_table(runs)
+    table = ablation_lib.ablation_table(runs)
     assert "| SFT (start of every run) | 2 | 0.250 ± 0.050 | - |" in table
     # grpo: RL 0.4, 0.6 against SFT 0.2, 0.3 -> gains 0.2, 0.3
     assert (
-        "| SFT + grpo | 2 | 0.500 ± 0.100 | 0.250 ± 0.050 (2 of 2) | 0.400 ± 0.100 | 0.600 ± 0.100 | 0.375 ± 0.000 | - | - | - |"
-        in table
+        "| SFT + grpo | 2 | 0.500 ± 0.100 | 0.250 ± 0.050 (2 of 2) | 0.400 ± 0.100 | 0.600 ± 0.100 | "
+        "0.375 ± 0.000 | - | - | - |" in table
     )
-    assert (
-        "| SFT + t_grpo | 2 | 0.500 ± 0.000 | 0.250 ± 0.050 (2 of 2) |" in table and "| 0.100 ± 0.000 |" in table
-    )  # ordered - shuffled
+    # ordered - shuffled
+    assert "| SFT + t_grpo | 2 | 0.500 ± 0.000 | 0.250 ± 0.050 (2 of 2) |" in table and "| 0.100 ± 0.000 |" in table
     assert "| SFT + grpo+da | 2 | 0.400 ± 0.100 | 0.150 ± 0.050 (2 of 2) |" in table  # 0.3 - 0.2, 0.5 - 0.3
     assert "0.625 ± 0.000 -> 0.250 ± 0.000" in table  # DA: vanishing advantage before -> after
-    assert (
-        "| 0.100 ± 0.000 | 0.250 ± 0.000 | - |" in table
-    )  # T-GRPO: the gap, then its bonus changed a quarter of the groups
-    assert table.splitlines()[-1].endswith(
-        "| - | - | 0.500 ± 0.000 |"
-    )  # Reg-GRPO, 2 updates: the regression acts on half of them
+    # T-GRPO: the gap, then its bonus changed a quarter of the groups
+    assert "| 0.100 ± 0.000 | 0.250 ± 0.000 | - |" in table
+    # Reg-GRPO, 2 updates: the regression acts on half of them
+    assert table.splitlines()[-1].endswith("| - | - | 0.500 ± 0.000 |")
 
 
 def test_ablation_plot_means_over_seeds_and_gains_per_seed(tmp_path):
@@ -291,7 +280,7 @@ def test_ablation_plot_means_over_seeds_and_gains_per_seed(tmp_path):
             with open(d / "metrics.jsonl", "w") as f:
                 f.writelines(json.dumps({"step": k + 1, "reward/accuracy": a}) + "\n" for k, a in enumerate(accuracy))
             runs.setdefault(name, []).append(str(d))
-    drawn = evaluation.ablation_plot(runs, str(tmp_path / "ablation.png"))
+    drawn = ablation_lib.ablation_plot(runs, str(tmp_path / "ablation.png"))
     steps, accuracy, gains = drawn["grpo"]
     assert steps == [1, 2] and np.allclose(accuracy, [0.3, 0.5]) and np.allclose(gains, [0.1, -0.1])
     assert np.allclose(drawn["rloo"][1], [0.3, 0.4]) and np.allclose(drawn["rloo"][2], [0.0, 0.2])
@@ -299,18 +288,20 @@ def test_ablation_plot_means_over_seeds_and_gains_per_seed(tmp_path):
 
 
 def test_family_table_means_over_seeds(tmp_path):
+    def fam(c):
+        return {"color": {"score": c, "n": 31}, "size": {"score": 0.4, "n": 32}}
+
     runs = {}
     for name, colour in (("grpo", [0.5, 0.7]), ("reg_grpo", [0.25, 0.25])):
         for seed, score in enumerate(colour):
             d = tmp_path / f"{name}-{seed}"
             os.makedirs(d)
-            fam = lambda c: {"color": {"score": c, "n": 31}, "size": {"score": 0.4, "n": 32}}
             json.dump(
                 {"sft": {"by_question_family": fam(0.2 + 0.2 * seed)}, "rl": {"by_question_family": fam(score)}},
                 open(d / "summary.json", "w"),
             )
             runs.setdefault(name, []).append(str(d))
-    table = evaluation.family_table(runs).splitlines()
+    table = ablation_lib.family_table(runs).splitlines()
     assert table[0] == "| family (n) | SFT | SFT + grpo | SFT + reg_grpo |"
     assert table[2] == "| color (31) | 0.300 | 0.600 | 0.250 |"  # SFT: (0.2 + 0.4) / 2; grpo: (0.5 + 0.7) / 2
     assert table[3] == "| size (32) | 0.400 | 0.400 | 0.400 |"
@@ -326,9 +317,8 @@ def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
     shutil.copytree(os.path.join(warm[0], "final"), run_dir / "final")
     os.remove(run_dir / "final" / "args.json")
     trained = json.load(open(os.path.join(warm[0], "args.json")))
-    json.dump(
-        {**trained, "num_frames": 2, "max_pixels": 56 * 56}, open(run_dir / "args.json", "w")
-    )  # the run folder's copy
+    # the run folder's copy
+    json.dump({**trained, "num_frames": 2, "max_pixels": 56 * 56}, open(run_dir / "args.json", "w"))
     records = json.load(open(warm[1]))
     small = tmp_path / "one.json"
     json.dump([r for r in records if r["data_type"] == "video"][:1], open(small, "w"))
@@ -349,9 +339,12 @@ def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
         "min_pixels": 3136,
         "max_pixels": 3136,
     }
-    flags = lambda **kw: argparse.Namespace(
-        **{"model": str(run_dir / "final"), "num_frames": None, "min_pixels": None, "max_pixels": None, **kw}
-    )
+
+    def flags(**kw):
+        return argparse.Namespace(
+            **{"model": str(run_dir / "final"), "num_frames": None, "min_pixels": None, "max_pixels": None, **kw}
+        )
+
     frames, lo, hi, source = evaluation.view_settings(flags(num_frames=4))
     assert (frames, lo, hi) == (4, None, 3136) and source.endswith("; --num_frames from the command line")
     os.remove(run_dir / "args.json")
@@ -359,25 +352,40 @@ def test_run_takes_frames_and_pixels_from_the_training_run(warm, tmp_path):
     big = tmp_path / "big"
     big.mkdir()
     (big / "config.json").write_text(json.dumps({"text_config": {"hidden_size": 2048}}))
-    assert evaluation.view_settings(flags(model=str(big)))[:3] == (
-        16,
-        None,
-        128 * 28 * 28,
-    )  # the papers' for a real checkpoint
+    # the papers' for a real checkpoint
+    assert evaluation.view_settings(flags(model=str(big)))[:3] == (16, None, 128 * 28 * 28)
     assert os.path.isfile(os.path.join(warm[0], "final", "args.json"))  # train.py writes it into final/ too
 
 
 def test_imports_run_one_way():
-    """No import circle among the project's files: each imports only files earlier in this order."""
+    """No import circle among the project's files, and no import of the project's own modules inside a function:
+    each file imports only files earlier in this order, at its top."""
     import ast
+    import glob
 
-    order = ["rewards", "data", "model", "eval", "train", "bench"]
+    tools = sorted(
+        os.path.relpath(p, ROOT)[:-3].replace(os.sep, ".") for p in glob.glob(os.path.join(ROOT, "tools", "*.py"))
+    )
+    order = ["rewards", "data", "model", "infra", "eval", "train", *tools, "bench"]
+    project = set(order) | {"tools"}
     for i, name in enumerate(order):
-        tree = ast.parse(open(os.path.join(ROOT, f"{name}.py")).read())
+        tree = ast.parse(open(os.path.join(ROOT, name.replace(".", os.sep) + ".py")).read())
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        imported |= {
+            f"{n.module}.{a.name}"
+            for n in ast.walk(tree)
+            if isinstance(n, ast.ImportFrom) and n.module
+            for a in n.names
+        }
         later = imported & set(order[i:])
         assert not later, f"{name}.py imports {sorted(later)}"
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                inner = [a.name for n in ast.walk(node) if isinstance(n, ast.Import) for a in n.names]
+                inner += [n.module for n in ast.walk(node) if isinstance(n, ast.ImportFrom) and n.module]
+                own = [m for m in inner if m.split(".")[0] in project]
+                assert not own, f"{name}.py: {node.name} imports {own} inside the function"
 
 
 def test_readme_commands_exist():
@@ -391,15 +399,13 @@ def test_readme_commands_exist():
     assert {
         ("eval.py", "run"),
         ("eval.py", "view"),
-        ("eval.py", "ablation"),
+        ("bench.py", "ablation"),
         ("bench.py", "gpu"),
         ("bench.py", "memory"),
     } <= named, sorted(named)
     for script, sub in sorted(named):
-        if script == "bench.py" and sub in (
-            "memory",
-            "decode",
-        ):  # no flags: they run at once; the script's help names them
+        # no flags: they run at once; the script's help names them
+        if script == "bench.py" and sub in ("memory", "decode"):
             assert f"python bench.py {sub}" in open(os.path.join(ROOT, "bench.py")).read().split('"""')[1]
             sub = ""
         out = subprocess.run(
@@ -411,7 +417,6 @@ def test_readme_commands_exist():
             timeout=120,
         )
         text = out.stdout + out.stderr
-        helped = "usage" in text.lower() or (
-            script == "bench.py" and not sub and "python bench.py gpu" in text
-        )  # bench.py's help is its docstring
+        # bench.py's help is its docstring
+        helped = "usage" in text.lower() or (script == "bench.py" and not sub and "python bench.py gpu" in text)
         assert out.returncode == 0 and helped, f"{script} {sub} --help: {text[-500:]}"

@@ -5,6 +5,8 @@ import math
 import pytest
 import torch
 
+import data
+import model
 import train
 
 EPS = 1e-4
@@ -151,10 +153,8 @@ def test_tiny_defaults_follow_the_model_width(tmp_path):
     the papers' defaults for anything else."""
     import json
 
-    import train
-
     tiny, big, adapter = tmp_path / "tiny", tmp_path / "big", tmp_path / "adapter"
-    for folder, width in ((tiny, train.TINY_HIDDEN_SIZE), (big, 2048)):
+    for folder, width in ((tiny, model.TINY_HIDDEN), (big, 2048)):
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps({"text_config": {"hidden_size": width}}))
     adapter.mkdir()
@@ -187,9 +187,8 @@ def test_tiny_defaults_follow_the_model_width(tmp_path):
         resolved["big"].num_shuffled,
     ) == (1, 8, 50, 4)
     assert (resolved["adapter"].num_frames, resolved["adapter"].learning_rate) == (4, 1e-4)
-    assert (
-        resolved["tiny"].freeze_vision and resolved["big"].freeze_vision
-    )  # RL: the vision encoder frozen, as DeepVideo-R1
+    # RL: the vision encoder frozen, as DeepVideo-R1
+    assert resolved["tiny"].freeze_vision and resolved["big"].freeze_vision
 
 
 def _args(**kw):
@@ -216,7 +215,8 @@ def test_temporal_bonus_is_a_no_op_on_a_two_level_group():
     three = torch.tensor([2.0, 1.0, 0.0, 1.0])  # right+format, wrong+format, wrong no format, wrong+format
     three_bonus = three + torch.tensor([0.3, 0.0, 0.0, 0.0])
     # three: mean 1, Bessel std sqrt(2/3) -> A_0 = 1 / 0.816497 = 1.224745; with the bonus mean 1.075,
-    # squares 1.500625 + 0.005625 * 2 + 1.155625 = 2.6675, std sqrt(2.6675 / 3) = 0.942956 -> A_0 = 1.225 / 0.942956 = 1.299102
+    # squares 1.500625 + 0.005625 * 2 + 1.155625 = 2.6675, std sqrt(2.6675 / 3) = 0.942956
+    # -> A_0 = 1.225 / 0.942956 = 1.299102
     assert train.group_advantages(three, 4)[0].item() == pytest.approx(1 / math.sqrt(2 / 3), abs=1e-3)
     assert train.group_advantages(three_bonus, 4)[0].item() == pytest.approx(1.225 / math.sqrt(2.6675 / 3), abs=1e-3)
     assert train.bonus_changes_advantages(three, three_bonus, _args())
@@ -228,7 +228,8 @@ def test_temporal_bonus_is_a_no_op_on_a_two_level_group():
 
 def test_rloo_advantages_by_hand():
     rewards = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.9, 0.92, 0.94, 0.96])
-    # group 1: R_0 - (0 + 0 + 1) / 3 = 2/3, R_1 - (1 + 0 + 1) / 3 = -2/3; group 2: 0.9 - (0.92 + 0.94 + 0.96) / 3 = -0.04, ...
+    # group 1: R_0 - (0 + 0 + 1) / 3 = 2/3, R_1 - (1 + 0 + 1) / 3 = -2/3;
+    # group 2: 0.9 - (0.92 + 0.94 + 0.96) / 3 = -0.04, ...
     expected = torch.tensor([2 / 3, -2 / 3, -2 / 3, 2 / 3, -0.04, -0.04 / 3, 0.04 / 3, 0.04])
     assert torch.allclose(train.rloo_advantages(rewards, 4), expected, atol=1e-6)
     assert torch.allclose(
@@ -272,7 +273,8 @@ def test_reg_grpo_kl_share_is_negligible_on_the_first_update():
     adv = train.group_advantages(torch.tensor([1.0, 0.0, 0.0, 1.0]), N)
     loss, _ = train.reg_grpo_loss(logp, logp.detach(), logp_ref, adv, mask, group_size=N, beta=0.1, eps_rho=EPS)
     loss.backward()
-    # KL's per-token gradient: d/dlogp [exp(ref - logp) - (ref - logp) - 1] = 1 - exp(ref - logp) = 0.5, times beta / (N * 3)
+    # KL's per-token gradient: d/dlogp [exp(ref - logp) - (ref - logp) - 1] = 1 - exp(ref - logp) = 0.5,
+    # times beta / (N * 3)
     kl_grad = 0.1 * 0.5 / (N * 3)
     policy_grad = 2 / (N * EPS) * abs(adv[0].item())
     assert logp.grad[0, 0].item() == pytest.approx(-policy_grad + kl_grad, rel=1e-3)
@@ -295,8 +297,6 @@ def test_da_plan_noise_std_and_hint_length_by_hand():
 def test_t_grpo_shuffles_what_da_sampled_the_ordered_group_on(monkeypatch):
     """Under T-GRPO + DA the shuffled group sees the ordered group's augmentation: the noisy frames (too easy)
     or the hint (too hard), so that p and p~ compare the same question."""
-    import data
-
     calls = []  # (frames, hint) of every sampling call after the first
 
     def group_of(record, n, right):
@@ -323,10 +323,8 @@ def test_t_grpo_shuffles_what_da_sampled_the_ordered_group_on(monkeypatch):
     frames = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     visual = data.Visual("video", frames)
     args = train.Args(algo="t_grpo", da=True, num_generations=4, num_shuffled=2, da_threshold=0.1)
-    for reference, kind in (
-        (0.0, "easy"),
-        (5.0, "hard"),
-    ):  # every completion right: reward 2, far above 0 / far below 5
+    # every completion right: reward 2, far above 0 / far below 5
+    for reference, kind in ((0.0, "easy"), (5.0, "hard")):
         calls.clear()
         groups, stats = train.collect_rollouts(
             None,
@@ -340,7 +338,6 @@ def test_t_grpo_shuffles_what_da_sampled_the_ordered_group_on(monkeypatch):
         (ordered_frames, ordered_hint), (shuffled_frames, shuffled_hint) = calls[-2], calls[-1]
         assert shuffled_hint == ordered_hint and (ordered_hint is None) == (kind == "easy")
         assert not torch.equal(shuffled_frames, ordered_frames)  # permuted ...
-        assert sorted(map(bytes, shuffled_frames.numpy())) == sorted(
-            map(bytes, ordered_frames.numpy())
-        )  # ... the same frames
+        # ... the same frames
+        assert sorted(map(bytes, shuffled_frames.numpy())) == sorted(map(bytes, ordered_frames.numpy()))
         assert torch.equal(ordered_frames, frames) == (kind == "hard")  # easy: the noisy frames

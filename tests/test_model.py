@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration  # noqa: E402
 
+import infra  # noqa: E402
 import model as M  # noqa: E402
 
 
@@ -416,14 +417,14 @@ def test_nucleus_sampler_skips_finished_rows_sorts_and_samples_the_same_tokens(l
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator setting")
 def test_keep_freed_memory_reuses_large_blocks_without_page_faults():
     """A 64 MiB tensor allocated and freed, again and again: under glibc's default each one is fresh mmap'd
-    memory, page-faulted in 4 KiB at a time (16,384 faults); after model.keep_freed_memory it is the freed
+    memory, page-faulted in 4 KiB at a time (16,384 faults); after infra.keep_freed_memory it is the freed
     block again (next to no faults once the allocator has settled: four blocks measured after four). Each
     case in a process of its own: the setting is process-wide."""
     code = f"""
 import resource, sys, torch
 sys.path.insert(0, {str(ROOT)!r})
-import model as M
-applied = M.keep_freed_memory("cpu") if sys.argv[1] == "keep" else None
+import infra
+applied = infra.keep_freed_memory("cpu") if sys.argv[1] == "keep" else None
 def faults():
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     x = torch.ones(16 * 2**20)  # 64 MiB of fp32, above glibc's largest mmap threshold (32 MiB)
@@ -440,7 +441,7 @@ print(applied, sum(faults() for _ in range(4)))
         result[case] = (out[0], int(out[1]))
     assert result["default"][1] > 4 * 16_000  # four fresh 64 MiB blocks
     assert result["keep"] == ("True", result["keep"][1]) and result["keep"][1] < 1_000, result
-    assert not M.keep_freed_memory("meta")  # only for the CPU
+    assert not infra.keep_freed_memory("meta")  # only for the CPU
 
 
 def test_shared_visual_inputs_generate_like_the_processor_inputs(loaded):

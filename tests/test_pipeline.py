@@ -275,16 +275,12 @@ def test_rollouts_sample_the_policy_whatever_the_checkpoint_ships(setup, monkeyp
             setattr(policy.generation_config, key, value)
         seen.clear()
         torch.manual_seed(0)
-        tokens[bool(shipped)] = train.sample_groups(policy, processor, [(video, visual, None)], 2, args)[
-            0
-        ].completion_ids
-        assert policy.generation_config.repetition_penalty == shipped.get(
-            "repetition_penalty"
-        )  # the checkpoint's config is back
-    policy.generation_config.repetition_penalty, policy.generation_config.top_k = (
-        None,
-        None,
-    )  # as shipped by model.build_tiny
+        group = train.sample_groups(policy, processor, [(video, visual, None)], 2, args)[0]
+        tokens[bool(shipped)] = group.completion_ids
+        # the checkpoint's config is back
+        assert policy.generation_config.repetition_penalty == shipped.get("repetition_penalty")
+    # as shipped by model.build_tiny
+    policy.generation_config.repetition_penalty, policy.generation_config.top_k = (None, None)
     inputs = M.stacked_prompts(
         policy, [data.processor_inputs(processor, [data.prompt_text(processor, video)], [visual])], [2]
     )

@@ -218,9 +218,8 @@ def test_regression(pred, gt, expected):
 )
 def test_regression_reward_mra(completion, gt, expected):
     assert accuracy_reward(completion, tagged(gt), "regression", regression="mra") == pytest.approx(expected)
-    assert (
-        accuracy_reward("<answer>B</answer>", "<answer>B</answer>", "multiple choice", regression="mra") == 1.0
-    )  # other types unchanged
+    # other types unchanged
+    assert accuracy_reward("<answer>B</answer>", "<answer>B</answer>", "multiple choice", regression="mra") == 1.0
 
 
 @pytest.mark.parametrize(
@@ -240,9 +239,8 @@ def test_regression_reward_mra(completion, gt, expected):
 )
 def test_regression_reward_within(completion, gt, tolerance, expected):
     assert accuracy_reward(completion, tagged(gt), "regression", regression="within", tolerance=tolerance) == expected
-    assert (
-        accuracy_reward("<answer>B</answer>", "<answer>B</answer>", "multiple choice", regression="within") == 1.0
-    )  # other types unchanged
+    # other types unchanged
+    assert accuracy_reward("<answer>B</answer>", "<answer>B</answer>", "multiple choice", regression="within") == 1.0
 
 
 def test_regression_reward_must_be_known():

@@ -13,6 +13,10 @@ import torch
 from conftest import ENV, ROOT, metrics, rl_args, run
 from safetensors.torch import load_file
 
+import infra
+import model as M
+import train
+
 # No --cpu here: with it accelerate runs ONE process whatever --num_processes says. torchrun starts the two
 # processes; ACCELERATE_USE_CPU makes them use the CPU with the gloo backend (there is no GPU).
 DDP = [
@@ -115,14 +119,17 @@ def test_two_process_da_run_resumes_exactly(warm, tmp_path):
         "--batch_size",
         "2",
     )
-    launch = lambda out, *extra: subprocess.run(
-        DDP + [a if a else out for a in args] + list(extra),
-        cwd=ROOT,
-        env=DDP_ENV,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+
+    def launch(out, *extra):
+        return subprocess.run(
+            DDP + [a if a else out for a in args] + list(extra),
+            cwd=ROOT,
+            env=DDP_ENV,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+
     full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
     result = launch(full)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
@@ -132,9 +139,8 @@ def test_two_process_da_run_resumes_exactly(warm, tmp_path):
     )
     os.makedirs(cut)
     shutil.copytree(os.path.join(full, "checkpoint-2"), os.path.join(cut, "checkpoint-2"))
-    shutil.copy(
-        os.path.join(full, "metrics.jsonl"), os.path.join(cut, "metrics.jsonl")
-    )  # the resumed run drops steps 3 and 4
+    # the resumed run drops steps 3 and 4
+    shutil.copy(os.path.join(full, "metrics.jsonl"), os.path.join(cut, "metrics.jsonl"))
     window = torch.load(os.path.join(cut, "checkpoint-2", "custom_checkpoint_0.pkl"), weights_only=False)["window"]
     assert len(window) == 6  # 2 steps x 2 prompts x 2 processes, the last 6
     result = launch(cut, "--resume")
@@ -155,12 +161,10 @@ def test_a_corrupt_video_read_by_process_1_never_hangs_two_processes(warm, tmp_p
     id and takes the next sample of its own stream, both processes train on one readable sample every step (the
     same forwards, the same metric keys), and the run finishes. Before, process 1 skipped the forward and the
     gradient all-reduce waited for it forever."""
-    import train
-
     sft_dir, data_path = warm
     records = json.load(open(data_path))
     loaded, _ = train.data.load_records(data_path)
-    victim = train.record_at(loaded, train.stream_position(1, 0, 1, 2), 1)  # process 1's first sample (seed 1, rl_args)
+    victim = infra.record_at(loaded, infra.stream_position(1, 0, 1, 2), 1)  # process 1's first sample (seed 1, rl_args)
     broken = []
     for r in records:
         r = dict(r)
@@ -191,8 +195,6 @@ def test_a_corrupt_video_read_by_process_1_never_hangs_two_processes(warm, tmp_p
 
 def test_lora_reference_is_the_base_model(tiny_dir):
     """With the adapters on, log-probs move; inside disable_adapter() they are the base model's, bit for bit."""
-    import model as M
-
     base, _ = M.load(tiny_dir)
     prompt = {
         "input_ids": torch.tensor([[M.IM_START_ID, 9707, 1879]]),
@@ -239,12 +241,9 @@ def test_lora_run_trains_only_adapters_and_final_loads(warm, tmp_path):
     assert any(row["grad_norm"] > 0 for row in metrics(out)), (
         "every group had equal rewards: the test would prove nothing"
     )
-    import model as M
-
     start = M.load_model(os.path.join(warm[0], "final")).state_dict()  # in-memory names, as in the checkpoint below
-    trained = load_file(
-        os.path.join(out, "checkpoint-2", "model.safetensors")
-    )  # the LogProbs wrapper's state: model.<...>
+    # the LogProbs wrapper's state: model.<...>
+    trained = load_file(os.path.join(out, "checkpoint-2", "model.safetensors"))
     lora = {k: v for k, v in trained.items() if "lora_" in k}
     assert lora and any(v.abs().sum() > 0 for k, v in lora.items() if "lora_B" in k)  # B starts at zero: it moved
     base = {
@@ -285,8 +284,6 @@ def test_lora_run_trains_only_adapters_and_final_loads(warm, tmp_path):
 
 
 def test_lora_merged_and_adapter_folders_load_to_the_same_model(tiny_dir, tmp_path):
-    import model as M
-
     base, _ = M.load(tiny_dir)
     peft_model = M.add_lora(base, r=2, alpha=4, base_name_or_path=str(tiny_dir))
     for n, p in peft_model.named_parameters():
@@ -308,8 +305,6 @@ def test_lora_merged_and_adapter_folders_load_to_the_same_model(tiny_dir, tmp_pa
 
 def test_merged_lora_state_by_hand():
     """W + (alpha / r) * B @ A per adapted layer; the bias and every other weight as they were."""
-    import model as M
-
     state = {
         "q.base_layer.weight": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
         "q.base_layer.bias": torch.tensor([0.5, 0.5]),
@@ -330,8 +325,6 @@ def test_merged_lora_save_needs_no_base_reload_under_zero3(tiny_dir, tmp_path, m
     reloading the base would wait for processes that wait for it. With the ZeRO-3 check switched on, save_lora
     must merge without loading anything, and the merged folder must be the live model."""
     import transformers.integrations
-
-    import model as M
 
     base, _ = M.load(tiny_dir)
     peft_model = M.add_lora(base, r=2, alpha=4, base_name_or_path=str(tiny_dir))
@@ -358,7 +351,7 @@ def test_merged_lora_save_needs_no_base_reload_under_zero3(tiny_dir, tmp_path, m
 
 def test_generation_from_an_fsdp2_sharded_policy(tiny_dir):
     """Two gloo processes shard the tiny model with fully_shard as configs/fsdp.yaml does; inside
-    model.gathered_for_generation each samples as often as it likes (here 1 and 2 times) and gets the
+    infra.gathered_for_generation each samples as often as it likes (here 1 and 2 times) and gets the
     unsharded model's tokens; a training forward and backward through the root work afterwards."""
     import socket
 
@@ -393,41 +386,45 @@ def _fsdp2_worker(tiny_dir):
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import DTensor
 
-    import model as M
-
     dist.init_process_group("gloo")
     rank, mesh = dist.get_rank(), init_device_mesh("cpu", (dist.get_world_size(),))
     base, _ = M.load(tiny_dir)
     ids = torch.tensor([[M.IM_START_ID, 9707, 1879, 11]])
-    generate = lambda: base.generate(
-        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False, synced_gpus=False
-    )
+
+    def generate():
+        return base.generate(
+            input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=3, do_sample=False, synced_gpus=False
+        )
+
     expected = generate()
     policy = M.LogProbs(base)
     for layer in [*base.model.language_model.layers, *base.model.visual.blocks]:  # fsdp.yaml's wrap policy
         fully_shard(layer, mesh=mesh)
     fully_shard(policy, mesh=mesh)
+    # what the helper reads
     accelerator = types.SimpleNamespace(
         distributed_type=DistributedType.FSDP,
         state=types.SimpleNamespace(fsdp_plugin=types.SimpleNamespace(fsdp_version=2, reshard_after_forward=True)),
-    )  # what the helper reads
+    )
     policy._get_fsdp_state()._lazy_init()  # as the first training forward would: the root then keeps its parameters
-    resharding = lambda: [
-        [g.post_forward_mesh_info is not None for g in m._get_fsdp_state()._fsdp_param_groups]
-        for m in policy.modules()
-        if hasattr(m, "_get_fsdp_state")
-    ]
+
+    def resharding():
+        return [
+            [g.post_forward_mesh_info is not None for g in m._get_fsdp_state()._fsdp_param_groups]
+            for m in policy.modules()
+            if hasattr(m, "_get_fsdp_state")
+        ]
+
     before = resharding()
     assert before[0] == [False] and before[1] == [True]  # the root (LogProbs) does not reshard, a decoder layer does
-    with torch.no_grad(), M.gathered_for_generation(accelerator, policy):
+    with torch.no_grad(), infra.gathered_for_generation(accelerator, policy):
         outputs = [generate() for _ in range(1 + rank)]  # unequal counts: a collective inside would hang
     assert resharding() == before  # each module's own setting is back (the root's was once set to the layers')
     assert all(torch.equal(out, expected) for out in outputs)
     assert isinstance(base.model.language_model.layers[0].self_attn.q_proj.weight, DTensor)  # sharded again
     policy([({"input_ids": ids, "attention_mask": torch.ones_like(ids)}, torch.tensor([[5, 6, 7]]))]).sum().backward()
-    sys.stdout.write(
-        f"fsdp2 ok rank {rank}\n"
-    )  # one write: print() writes the newline separately, and two ranks interleave
+    # one write: print() writes the newline separately, and two ranks interleave
+    sys.stdout.write(f"fsdp2 ok rank {rank}\n")
     sys.stdout.flush()
     dist.destroy_process_group()
 

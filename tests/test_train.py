@@ -1,4 +1,5 @@
-"""train.py end to end on the tiny model: every --algo (and --da) through `accelerate launch`, and a run killed with SIGKILL then resumed ending with the same weights as an uninterrupted one."""
+"""train.py end to end on the tiny model: every --algo (and --da) through `accelerate launch`, and a run killed
+with SIGKILL then resumed ending with the same weights as an uninterrupted one."""
 
 import json
 import os
@@ -11,6 +12,11 @@ import pytest
 import torch
 from conftest import ENV, LAUNCH, ROOT, SFT_STEPS, metrics, rl_args, run
 from safetensors.torch import load_file
+
+import eval as evaluation
+import infra
+import model as M
+import train
 
 
 def test_sft_runs_learns_and_saves(warm):
@@ -76,9 +82,8 @@ def test_rl_algorithms_through_accelerate_launch(warm, tmp_path, algo, extra, ke
     _check_rollout_page(out, algo, "--da" in extra)
     if algo == "t_grpo":
         assert all(0 <= row["tgrpo/acc_shuffled"] <= 1 and 0 <= row["tgrpo/adv_changed_frac"] <= 1 for row in m)
-    if (
-        "--num_iterations" in extra
-    ):  # the first of the two updates has rho == 0; the second not, once the first moved the policy
+    # the first of the two updates has rho == 0; the second not, once the first moved the policy
+    if "--num_iterations" in extra:
         assert any(row["adv/zero_std_frac"] < 1 for row in m), (
             "no group had a learning signal: the test would prove nothing"
         )
@@ -131,7 +136,7 @@ def _check_rollout_page(run_dir, algo, da):
     logged = [json.loads(line) for line in open(os.path.join(run_dir, "completions.jsonl"))]
     page = _Page()
     page.feed(open(os.path.join(run_dir, "rollouts.html")).read())
-    per_step = min(2, json.load(open(os.path.join(run_dir, "args.json")))["batch_size"])  # train.LOGGED_GROUPS a step
+    per_step = min(2, json.load(open(os.path.join(run_dir, "args.json")))["batch_size"])  # infra.LOGGED_GROUPS a step
     assert page.groups == len(logged) == 2 * per_step and {row["step"] for row in logged} == {1, 2}
     expected = [(r, a) for row in logged for r, a in zip(row["rewards"], row["advantages"])]
     assert len(page.rows) == len(expected) == sum(len(row["completions"]) for row in logged)
@@ -155,9 +160,11 @@ def _weights(run_dir):
 
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(warm, tmp_path):
-    args = lambda out: (
-        [sys.executable] + rl_args(warm, out, "grpo", "--max_steps", "4", "--save_steps", "2", "--batch_size", "2")
-    )
+    def args(out):
+        return [sys.executable] + rl_args(
+            warm, out, "grpo", "--max_steps", "4", "--save_steps", "2", "--batch_size", "2"
+        )
+
     full = str(tmp_path / "full")
     run(args(full))
     start, end = load_file(os.path.join(warm[0], "final", "model.safetensors")), _weights(full)
@@ -226,8 +233,6 @@ def test_main_job_shortened(tmp_path):
 
 def test_main_job_sft_start_trains_every_weight():
     """--freeze_vision and --lora_r in the main job reach RL, not the SFT start from random weights."""
-    import train
-
     args = train.parse_args(
         [
             "--algo",
@@ -243,15 +248,13 @@ def test_main_job_sft_start_trains_every_weight():
             "3",
         ]
     )
-    sft = train.main_job_sft_args(args)
+    sft = evaluation.main_job_sft_args(args)
     assert (sft.algo, sft.freeze_vision, sft.lora_r, sft.max_steps, sft.problem_types) == ("sft", False, 0, 7, "")
     assert sft.learning_rate == 1e-3 and sft.output_dir == "runs/sft-cold-start-7x8-seed3"
     assert args.freeze_vision and args.lora_r == 8  # the RL stage keeps them
 
 
 def test_vision_encoder_frozen_for_rl_and_trained_for_sft_unless_told():
-    import train
-
     assert [train.parse_args(["--algo", a]).freeze_vision for a in ("sft", "grpo", "t_grpo", "reg_grpo")] == [
         False,
         True,
@@ -260,29 +263,27 @@ def test_vision_encoder_frozen_for_rl_and_trained_for_sft_unless_told():
     ]
     assert train.parse_args(["--algo", "reg_grpo", "--no-freeze_vision"]).freeze_vision is False
     assert train.parse_args(["--algo", "sft", "--freeze_vision"]).freeze_vision is True
-    assert train.main_job_sft_args(train.parse_args(["--algo", "grpo"])).freeze_vision is False
+    assert evaluation.main_job_sft_args(train.parse_args(["--algo", "grpo"])).freeze_vision is False
 
 
 def test_launcher_cpu_threads():
     """Only a single CPU process that accelerate launched without --cpu (so with one thread) gets more."""
-    import train
 
     plain = {"ACCELERATE_USE_CPU": "False", "OMP_NUM_THREADS": "1"}
-    assert train.launcher_cpu_threads(plain, False, 2) == 2
-    assert train.launcher_cpu_threads(plain, True, 2) is None  # a GPU: accelerate's processes are its business
-    assert (
-        train.launcher_cpu_threads({**plain, "WORLD_SIZE": "2"}, False, 2) is None
-    )  # several processes share the cores
-    assert (
-        train.launcher_cpu_threads({**plain, "ACCELERATE_USE_CPU": "True"}, False, 2) is None
-    )  # --cpu: sized by accelerate or by the user
-    assert train.launcher_cpu_threads({**plain, "OMP_NUM_THREADS": "3"}, False, 8) is None
-    assert train.launcher_cpu_threads({}, False, 2) is None  # python train.py: torch's own default
-    assert train.launcher_cpu_threads(plain, False, 1) is None
+    assert infra.launcher_cpu_threads(plain, False, 2) == 2
+    assert infra.launcher_cpu_threads(plain, True, 2) is None  # a GPU: accelerate's processes are its business
+    # several processes share the cores
+    assert infra.launcher_cpu_threads({**plain, "WORLD_SIZE": "2"}, False, 2) is None
+    # --cpu: sized by accelerate or by the user
+    assert infra.launcher_cpu_threads({**plain, "ACCELERATE_USE_CPU": "True"}, False, 2) is None
+    assert infra.launcher_cpu_threads({**plain, "OMP_NUM_THREADS": "3"}, False, 8) is None
+    assert infra.launcher_cpu_threads({}, False, 2) is None  # python train.py: torch's own default
+    assert infra.launcher_cpu_threads(plain, False, 1) is None
 
 
 def test_plain_accelerate_launch_uses_every_core_on_a_cpu_machine():
-    """`accelerate launch train.py` with no config on a machine without a GPU: the process says how many threads it uses."""
+    """`accelerate launch train.py` with no config on a machine without a GPU: the process says how many threads
+    it uses."""
     import psutil
 
     env = {k: v for k, v in ENV.items() if k not in ("OMP_NUM_THREADS", "ACCELERATE_USE_CPU")}
@@ -322,42 +323,38 @@ def test_problem_types_filter_names_what_the_file_has(warm, tmp_path):
 
 def test_main_job_refuses_a_cached_benchmark_made_with_other_settings(tmp_path):
     """A data/synth (or an SFT start trained on one) from other --synth_* settings is not silently reused."""
-    sys.path.insert(0, ROOT)
-    import train
-
     args = train.parse_args(["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6"])
-    wanted = train.synth_config(args)
+    wanted = infra.synth_config(args)
     assert wanted["families"] == ("color", "approach", "size") and wanted["train"] == 16 and wanted["size"] == 0.5
     assert wanted["size_percents"] == (20, 50, 80)
     path = tmp_path / "synth_config.json"
     path.write_text(json.dumps(wanted))
-    train.check_synth_config(str(path), wanted, "delete it")  # same settings: accepted
-    path.write_text(json.dumps({**wanted, "families": list(train.ALL_FAMILIES)}))
+    infra.check_synth_config(str(path), wanted, "delete it")  # same settings: accepted
+    path.write_text(json.dumps({**wanted, "families": list(infra.ALL_FAMILIES)}))
     with pytest.raises(
         SystemExit,
         match=r"synth_config.json: made with other benchmark settings \(families: .*direction.* there, .*; delete it",
     ):
-        train.check_synth_config(str(path), wanted, "delete it")
+        infra.check_synth_config(str(path), wanted, "delete it")
     path.write_text(json.dumps({**wanted, "size": 0.35}))
     with pytest.raises(SystemExit, match=r"size: 0.35 there, 0.5 asked"):
-        train.check_synth_config(str(path), wanted, "delete it")
-    path.write_text(
-        json.dumps({k: v for k, v in wanted.items() if k != "size_percents"})
-    )  # made before the option existed,
-    with pytest.raises(SystemExit, match=r"size_percents: \[\] there, \[20, 50, 80\] asked"):  # so with any width:
-        train.check_synth_config(str(path), wanted, "delete it")  # not today's default,
-    any_width = train.synth_config(
+        infra.check_synth_config(str(path), wanted, "delete it")
+    # made before the option existed, so with any width:
+    path.write_text(json.dumps({k: v for k, v in wanted.items() if k != "size_percents"}))
+    with pytest.raises(SystemExit, match=r"size_percents: \[\] there, \[20, 50, 80\] asked"):
+        infra.check_synth_config(str(path), wanted, "delete it")  # not today's default,
+    any_width = infra.synth_config(
         train.parse_args(
             ["--algo", "reg_grpo", "--synth_train", "16", "--synth_test", "6", "--synth_size_percents", ""]
         )
     )
-    train.check_synth_config(str(path), any_width, "delete it")  # but what `--synth_size_percents ""` asks for
+    infra.check_synth_config(str(path), any_width, "delete it")  # but what `--synth_size_percents ""` asks for
     with pytest.raises(SystemExit, match="no synth_config.json"):
-        train.check_synth_config(str(tmp_path / "missing.json"), wanted, "delete it")
+        infra.check_synth_config(str(tmp_path / "missing.json"), wanted, "delete it")
     with pytest.raises(ValueError, match="unknown or no families"):
-        train.synth_config(train.parse_args(["--synth_families", "color,colour"]))
+        infra.synth_config(train.parse_args(["--synth_families", "color,colour"]))
     with pytest.raises(ValueError, match="size percents '20,fifty'"):
-        train.synth_config(train.parse_args(["--synth_size_percents", "20,fifty"]))
+        infra.synth_config(train.parse_args(["--synth_size_percents", "20,fifty"]))
     assert any_width["size_percents"] == ()
 
 
@@ -413,9 +410,6 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(warm):
     """train.py's loss on one rollout, with and without --gradient_checkpointing (which must really be on)."""
     from accelerate import Accelerator
 
-    import model as M
-    import train
-
     sft_dir, data_path = warm
     args = train.parse_args(rl_args(warm, "unused", "reg_grpo", "--beta", "0.1", "--num_iterations", "2")[1:])
     records, _ = train.data.load_records(data_path)
@@ -442,9 +436,8 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(warm):
         )
         ref = M.LogProbs(M.load_model(os.path.join(sft_dir, "final"))).eval()
         mb = train.rollout_tensors(groups, ref, args, accelerator, {"logprob": 0.0}, policy)
-        mb["logp_old"] = mb["logp_old"] - 0.01 * torch.arange(
-            mb["logp_old"].shape[1]
-        )  # as after an update: rho != 0, the regression acts
+        # as after an update: rho != 0, the regression acts
+        mb["logp_old"] = mb["logp_old"] - 0.01 * torch.arange(mb["logp_old"].shape[1])
         loss, _ = train.compute_loss(policy, mb, args)
         loss.backward()
         results[checkpointing] = (
@@ -464,11 +457,12 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(warm):
 def test_compute_dtype_rule():
     """--dtype names the compute dtype: auto is fp32 on the CPU (bf16 on a GPU with bf16); fp16 on the CPU is refused
     with a message, since accelerate's fp16 gradient scaler needs an accelerator."""
-    import train
 
-    dtype = lambda name: train.compute_dtype(train.Args(dtype=name))
+    def dtype(name):
+        return infra.compute_dtype(train.Args(dtype=name))
+
     assert (dtype("bf16"), dtype("fp32")) == (torch.bfloat16, torch.float32)
-    assert train.MIXED_PRECISION[dtype("bf16")] == "bf16" and train.MIXED_PRECISION[dtype("fp32")] == "no"
+    assert infra.MIXED_PRECISION[dtype("bf16")] == "bf16" and infra.MIXED_PRECISION[dtype("fp32")] == "no"
     if torch.cuda.is_available():
         pytest.skip("a GPU: auto is bf16 or fp32 by its hardware, and fp16 is allowed")
     assert dtype("auto") == torch.float32
@@ -502,9 +496,8 @@ def test_report_to_tensorboard_writes_events_that_read_back(tiny_dir, synth_dir,
             "tensorboard",
         ]
     )
-    logdir = os.path.join(
-        out, "tb"
-    )  # project_dir / the run's name; the config goes to a timestamped folder below as hparams
+    # project_dir / the run's name; the config goes to a timestamped folder below as hparams
+    logdir = os.path.join(out, "tb")
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(logdir)), os.listdir(logdir)
     acc = EventAccumulator(logdir)
     acc.Reload()
