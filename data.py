@@ -408,6 +408,22 @@ def add_frame_noise(visual, std, generator):
     return Visual(visual.kind, noisy, visual.metadata)
 
 
+def mask_frames(visual, fraction, generator, cell=PATCH_FACTOR):
+    """DeepVideo-R1's other augmentation for too-easy samples ("masking video frames", Sec. 3.3): a random
+    `fraction` of every frame's cell x cell squares (28: one merged patch of Qwen2.5-VL) set to mid-grey, a
+    fresh choice per frame. Measured on the main job's SFT start (docs/EXPERIMENTS.md): masking half the
+    cells took colour accuracy from 0.72 to 0.32, where Gaussian noise of std 0.5 x 255 left it at 0.67."""
+    frames = visual.frames.clone()  # [F, 3, H, W]
+    _, _, H, W = frames.shape
+    rows, cols = -(-H // cell), -(-W // cell)
+    for f in range(frames.shape[0]):
+        chosen = torch.randperm(rows * cols, generator=generator)[: round(fraction * rows * cols)]
+        for c in chosen.tolist():
+            y, x = divmod(c, cols)
+            frames[f, :, y * cell : (y + 1) * cell, x * cell : (x + 1) * cell] = 128
+    return Visual(visual.kind, frames, visual.metadata)
+
+
 # -----------------------------------------------------------------------------
 # 4. Processor inputs
 
@@ -470,6 +486,18 @@ class SynthConfig:
     # the widths a `size` question's square may have (% of the frame); empty: any whole number 20-80
     size_percents: tuple = ()
     families: tuple = ("direction", "order", "approach", "color", "shape", "count", "size")
+    # start each SFT chain of thought with one of OPENERS, drawn at random: reasoning of varied length, as a
+    # real model's is, without which every correct answer of a family has the same length and Video-R1's
+    # length reward cannot tell two correct completions apart
+    openers: bool = False
+
+
+OPENERS = (
+    "",
+    "Let me look.",
+    "I look at the frames one by one.",
+    "I watch the video frame by frame and compare what I see.",
+)
 
 
 TEMPORAL_FAMILIES = {"direction", "order", "approach"}
@@ -683,6 +711,9 @@ def synth_split(out_dir, split, num, seed, cfg, avoid=frozenset()):
         else:
             raise RuntimeError(f"{split} #{i}: no unused parameters left for family {family}; ask for fewer samples")
         seen.add((signature, as_image))
+        if cfg.openers:  # drawn last, so that the media are those of a benchmark without openers
+            opener = OPENERS[int(rng.integers(len(OPENERS)))]
+            fields["process"] = fields["process"].replace("<think>", f"<think>{opener} " if opener else "<think>", 1)
         rel = f"{split}/{split}_{i:05d}." + ("png" if as_image else "mp4")
         if as_image:
             Image.fromarray(frames[0]).save(os.path.join(out_dir, rel))

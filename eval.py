@@ -635,10 +635,12 @@ def rollouts_page(run_dir):
             aug, temporal = row.get("augmentation") or {}, row.get("temporal")
             caption = "frames, in order"
             if aug.get("kind") == "easy":
-                caption = (
-                    f"frames with DA's noise (too easy: dR {aug['d_reward']:+.2f}, "
-                    f"noise std {aug['noise_std']:.2f} of 255)"
+                strength = (
+                    f"{aug['mask']:.0%} of the cells masked"
+                    if "mask" in aug
+                    else f"noise std {aug.get('noise', aug.get('noise_std', 0.0)):.2f} of 255"
                 )
+                caption = f"frames made harder by DA (too easy: dR {aug['d_reward']:+.2f}, {strength})"
             block = ['<div class="group">', _question_html(row), _frames_html(row["frames"], caption=caption)]
             if temporal:
                 block.append(

@@ -82,7 +82,9 @@ def synth_config(args):
             f"choose from {', '.join(ALL_FAMILIES)}"
         )
     percents = data.parse_percents(args.synth_size_percents)
-    config = data.SynthConfig(families=families, size=args.synth_size, size_percents=percents)
+    config = data.SynthConfig(
+        families=families, size=args.synth_size, size_percents=percents, openers=args.synth_openers
+    )
     return data.synth_settings(args.synth_train, args.synth_test, 0, config)
 
 
@@ -240,14 +242,18 @@ def reference_logprobs(accelerator, policy, peft_model, load_reference, args):
 
 def configure_deepspeed(accelerator, args):
     """DeepSpeed reads the micro-batch size from a DataLoader, and we have none; it also clips and
-    accumulates gradients itself, stepping inside accelerator.backward. We pass it our clip, and refuse
-    --grad_accum > 1 (our loop accumulates by hand, which DeepSpeed would turn into one step per
-    micro-batch): raise --batch_size instead."""
+    accumulates gradients itself, stepping inside accelerator.backward. We pass it our clip, and refuse more
+    than one micro-batch per update (our loop accumulates by hand, which DeepSpeed would turn into one step
+    per micro-batch): raise --batch_size instead."""
     plugin = accelerator.state.deepspeed_plugin
     if plugin is None:
         return
-    if args.grad_accum != 1:
-        raise SystemExit("DeepSpeed: use --grad_accum 1 (raise --batch_size for more prompts per update)")
+    whole = args.grad_accum % args.minibatches == 0  # each update on whole micro-batches (train.minibatch)
+    if (args.grad_accum // args.minibatches if whole else args.grad_accum) != 1:
+        raise SystemExit(
+            "DeepSpeed: one micro-batch per optimizer update: --grad_accum 1, or equal to --minibatches "
+            "(raise --batch_size for more prompts per update)"
+        )
     plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = args.batch_size
     plugin.deepspeed_config["gradient_accumulation_steps"] = 1
     plugin.deepspeed_config["gradient_clipping"] = args.max_grad_norm
@@ -318,7 +324,7 @@ def optimizer_and_schedule(policy, args):
     warm-up over --warmup_steps, then constant or cosine to 0 at the last update."""
     trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=args.learning_rate, weight_decay=args.weight_decay)
-    total_updates = args.max_steps * args.num_iterations
+    total_updates = args.max_steps * args.num_iterations * args.minibatches
 
     def lr_factor(update):
         if update < args.warmup_steps:

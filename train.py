@@ -17,6 +17,7 @@ Shapes: B prompts, G completions per prompt, N = B*G sequences, T completion tok
 """
 
 import math
+import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -50,7 +51,8 @@ class Args:
     # GRPO (DeepSeekMath; Video-R1's values)
     num_generations: int = arg(0, "G, completions per prompt; 0: 4 for the tiny model, 8 otherwise (both papers)")
     beta: float = arg(-1.0, "KL weight; -1: 0.04 (grpo, t_grpo: Video-R1), 0.1 (reg_grpo: DeepVideo-R1); 0: no ref")
-    num_iterations: int = arg(1, "optimizer updates per rollout batch (GRPO's mu); > 1 makes the clip bite")
+    num_iterations: int = arg(1, "passes over each rollout batch (GRPO's mu); > 1 makes the clip bite")
+    minibatches: int = arg(0, "optimizer updates per pass, each on 1/K of the groups; 0: 2 for reg_grpo, else 1")
     eps_low: float = arg(0.2, "GRPO ratio clip below 1")
     eps_high: float = arg(0.2, "GRPO ratio clip above 1 (DAPO: 0.28)")
     loss_norm: str = arg("sequence", "sequence: per sequence, then over sequences; token: DAPO", ["sequence", "token"])
@@ -60,34 +62,44 @@ class Args:
     num_shuffled: int = arg(0, "T-GRPO: completions on shuffled frames per video prompt; 0: G/2 (Video-R1)")
     tgrpo_alpha: float = arg(0.3, "T-GRPO: bonus for correct ordered completions")
     tgrpo_mu: float = arg(1.0, "T-GRPO: bonus only when p_ordered >= mu * p_shuffled")
-    # Reg-GRPO (DeepVideo-R1, Sec. 3.2)
+    # Reg-GRPO (DeepVideo-R1, Sec. 3.2); the paper gives neither mu nor eps_rho (train.reg_grpo_loss)
     rho_eps: float = arg(1e-4, "Reg-GRPO: eps in the normalisation of the sequence log-ratios")
+    reg_scale: str = arg("grpo", "Reg-GRPO: grpo: gradient at GRPO's scale; paper: Eq. as written", ["grpo", "paper"])
     # DA (DeepVideo-R1, Sec. 3.3): the window is the paper's; threshold and scales are ours (it gives none)
+    da_branches: str = arg("both", "DA: which samples are augmented (DeepVideo-R1 Table 7)", ["both", "easy", "hard"])
+    da_all_groups: bool = arg(False, "DA: augment groups with a reward spread too (default: only those without)")
     da_window: int = arg(100, "DA: recent samples whose mean reward is the difficulty reference")
     da_threshold: float = arg(0.1, "DA: |reference - mean reward| above which a sample is too easy / too hard")
-    da_noise_scale: float = arg(0.5, "DA: frame noise std (fraction of 255) per unit of |dR|, too-easy samples")
-    da_noise_max: float = arg(0.5, "DA: cap on the frame noise std")
+    da_easy: str = arg(
+        "mask", "DA: what makes a too-easy sample harder: masked cells, or Gaussian noise", ["mask", "noise"]
+    )
+    da_noise_scale: float = arg(1.0, "DA: masked fraction (or noise std, a fraction of 255) per unit of |dR|")
+    da_noise_max: float = arg(0.6, "DA: cap on the masked fraction (or the noise std)")
     da_hint_scale: float = arg(1.0, "DA: fraction of the best reasoning given as a hint per unit of dR")
     # rewards (Video-R1: accuracy + format [+ length bonus]); `relative` is Video-R1's regression reward
     regression_reward: str = arg("relative", "regression answers' reward", list(rewards.REGRESSION_REWARDS))
     regression_tolerance: float = arg(0.2, "relative error up to which --regression_reward within counts right")
-    length_bonus: bool = arg(False, "Video-R1's length bonus: +omega to correct completions of l_min..l_max tokens")
-    l_min: int = arg(320, "length bonus lower bound, tokens (Video-R1, 3B)")
-    l_max: int = arg(512, "length bonus upper bound, tokens")
+    length_bonus: bool = arg(None, "Video-R1's length reward: +omega to correct completions of l_min..l_max tokens")
+    l_min: int = arg(0, "length reward's lower bound, tokens; 0: 320 (Video-R1), 27 for the tiny model")
+    l_max: int = arg(0, "length reward's upper bound, tokens; 0: 512 (Video-R1), 43 for the tiny model")
     omega: float = arg(0.2, "length bonus value")
     # rollouts
     max_steps: int = arg(0, "rollout steps; 0: 60 for the tiny model, 50 otherwise")
     batch_size: int = arg(0, "prompts per process per micro-batch; 0: 8 for the tiny model, 1 otherwise")
-    grad_accum: int = arg(1, "micro-batches per optimizer update")
+    grad_accum: int = arg(0, "micro-batches per rollout batch; 0: 2 for reg_grpo on real checkpoints, else 1")
     max_completion_length: int = arg(0, "max new tokens per completion; 0: 64 for the tiny model, 768 otherwise")
     temperature: float = arg(1.0, "sampling temperature for rollouts")
     top_p: float = arg(0.95, "nucleus sampling for rollouts")
     # optimizer
     learning_rate: float = arg(0.0, "AdamW rate; 0: 1e-3 SFT / 1e-4 RL (tiny model), 1e-5 / 1e-6 otherwise")
-    weight_decay: float = arg(0.0, "AdamW weight decay")
+    weight_decay: float = arg(-1.0, "AdamW weight decay; -1: 0.01 (Video-R1), 0 for the tiny model")
     warmup_steps: int = arg(0, "linear warm-up of the learning rate, in optimizer updates")
-    lr_schedule: str = arg("constant", "after warm-up", ["constant", "cosine"])
-    max_grad_norm: float = arg(1.0, "gradient clipping by global norm; 0: none")
+    lr_schedule: str = arg(
+        "", "after warm-up; empty: cosine (Video-R1), constant for the tiny model", ["", "constant", "cosine"]
+    )
+    max_grad_norm: float = arg(
+        -1.0, "gradient clipping by global norm; -1: 5 (Video-R1), 1 for the tiny model; 0: none"
+    )
     # model and data
     model: str = arg("", f"hub id or folder of a Qwen2.5-VL checkpoint; empty: the tiny model ({infra.TINY_MODEL_DIR})")
     data: str = arg("", f"Video-R1 JSON/JSONL training file; empty: the synthetic benchmark ({infra.SYNTH_DIR})")
@@ -121,6 +133,7 @@ class Args:
     synth_families: str = arg(",".join(infra.MAIN_JOB_FAMILIES), f"from {', '.join(infra.ALL_FAMILIES)}")
     synth_size: float = arg(infra.MAIN_JOB_OBJECT_SIZE, "object size, a fraction of the frame's side")
     synth_size_percents: str = arg(infra.MAIN_JOB_SIZE_PERCENTS, "widths of `size` squares; '': any of 20..80")
+    synth_openers: bool = arg(True, "SFT reasoning starts with a random opener (varied lengths: data.OPENERS)")
 
     @property
     def tiny(self):
@@ -143,6 +156,29 @@ class Args:
         self.batch_size = self.batch_size or (8 if tiny else 1)
         self.num_generations = self.num_generations or (4 if tiny else 8)
         self.num_shuffled = self.num_shuffled or max(1, self.num_generations // 2)
+        # Video-R1's optimiser (run_grpo_video.sh) for real checkpoints; the tiny model keeps what its main
+        # job was measured with (docs/EXPERIMENTS.md): a constant rate, no weight decay, clipping at 1
+        self.weight_decay = (0.0 if tiny else 0.01) if self.weight_decay < 0 else self.weight_decay
+        self.lr_schedule = self.lr_schedule or ("constant" if tiny else "cosine")
+        self.max_grad_norm = (1.0 if tiny else 5.0) if self.max_grad_norm < 0 else self.max_grad_norm
+        # The length reward is part of the reward every RL row is trained on, so that rows differ only in their
+        # mechanism (Video-R1's GRPO and T-GRPO runs differ only in --temporal; DeepVideo-R1 states none: use
+        # --no-length_bonus). The tiny model's window is Video-R1's scaled from 768 to 64 tokens (0.42-0.67 of
+        # the limit); its SFT reasoning starts with openers of 0-13 tokens, so its completions run 16-35 tokens
+        self.length_bonus = self.algo != "sft" if self.length_bonus is None else self.length_bonus
+        self.l_min, self.l_max = self.l_min or (27 if tiny else 320), self.l_max or (43 if tiny else 512)
+        # Reg-GRPO's regression acts only once rho != 0: two updates per rollout batch, each on half its
+        # groups, so that the second is off-policy (no extra forward: a quarter more step time, not double)
+        self.minibatches = self.minibatches or (2 if self.algo == "reg_grpo" else 1)
+        self.grad_accum = self.grad_accum or (2 if self.algo == "reg_grpo" and not tiny else 1)
+        if self.algo == "sft":
+            self.minibatches = 1
+        groups_split = self.batch_size % self.minibatches == 0 or self.grad_accum % self.minibatches == 0
+        if not groups_split:
+            raise ValueError(
+                f"--minibatches {self.minibatches} must divide --batch_size or --grad_accum (Reg-GRPO's regression "
+                "needs a second update on the same rollouts; --minibatches 1 runs it as a scaled REINFORCE)"
+            )
         if not self.learning_rate:
             sft = self.algo == "sft"
             self.learning_rate = (1e-3 if sft else 1e-4) if tiny else (1e-5 if sft else 1e-6)
@@ -248,38 +284,65 @@ def grpo_loss(logp, logp_old, logp_ref, advantages, mask, beta=0.04, eps_low=0.2
     return loss, metrics
 
 
-def reg_grpo_loss(logp, logp_old, logp_ref, advantages, mask, group_size, beta=0.1, eps_rho=1e-4, norm="sequence"):
+def reg_grpo_loss(
+    logp, logp_old, logp_ref, advantages, mask, group_size, beta=0.1, eps_rho=1e-4, norm="sequence", scale="paper"
+):
     """Reg-GRPO (DeepVideo-R1, arXiv 2506.07464, Sec. 3.2): regress the group-normalised advantage with the
     group-normalised sequence log-ratio. How it differs from GRPO: no ratio, no clip, no min.
 
         rho_i  = sum_t mask * (logp - logp_old)                  log pi(y_i) / pi_old(y_i)
-        A^_i   = (rho_i - mean_j rho_j) / (std_j rho_j + eps_rho)  per group, Bessel std
-        loss   = mean_i (A_i - A^_i)^2 + beta * KL              (KL averaged as in grpo_loss)
+        A^_i   = (rho_i - mean_j rho_j) / (std_j rho_j + eps_rho)  per group, Bessel std (s below)
+        loss   = mean_i w_i (A_i - A^_i)^2 + beta * KL          (KL averaged as in grpo_loss)
 
-    With one update per rollout (--num_iterations 1) this is not a regression. On the first update after
-    sampling logp_old is logp itself, so rho == 0 exactly, A^ == 0 and the loss is the constant mean(A^2);
-    its gradient is still finite: -(2 / (N * eps_rho)) * sum_i A_i * grad rho_i, N = B*G the rows averaged
-    (the mean term of A^ drops out because each group's A sums to 0, as GRPO's and RLOO's do), i.e.
-    REINFORCE on sequence log-probs with a scale of 2e4 / N that Adam and gradient clipping absorb. Beside
-    that scale the KL term's gradient is ~1e-4 of the total, so beta does next to nothing. The regression,
-    which DeepVideo-R1 credits for needing no clip, acts only from the second update on the same rollouts
-    (num_iterations > 1). `reggrpo/active_frac` is 1 for an update whose rho was not all zero (|rho| > 1e-6);
-    train.py averages it over a step's updates.
+    scale="paper": w_i = 1, the equation as written. On the first update after sampling logp_old is logp
+    itself, so rho == 0, A^ == 0 and the loss is the constant mean(A^2); its gradient is still finite:
+    -(2 / (N * eps_rho)) * sum_i A_i * grad rho_i (the mean term of A^ drops out because each group's A sums
+    to 0), i.e. REINFORCE on sequence log-probs, 2 |y| / eps_rho (~4e5 for 20 tokens) times GRPO's gradient:
+    the KL term's share of the gradient is then ~1e-5 (`loss/kl_grad_share`) and beta does next to nothing.
+
+    scale="grpo" (our default): w_i = sg(s_g + eps_rho) / (2 |y_i|), sg = no gradient, |y_i| the completion's
+    tokens. Then dL/drho_i = -(1/N) * sum_j (A_j - A^_j)/|y_j| * (delta_ij - 1/G) - (terms through s_g, which
+    vanish at rho == 0), so on the first update the gradient is exactly GRPO's (A_i / |y_i| per token, minus
+    the group mean, 0 when a group's lengths are equal), and beta weighs against it as in GRPO. From the
+    second update on the same rollouts the residual A - A^ takes A's place: once the log-ratios explain the
+    advantages the push stops, which is what replaces GRPO's clip. The minimum of the loss is the same.
+
+    The regression acts only when rho != 0: from the second optimizer update on the same rollouts
+    (--minibatches 2, Reg-GRPO's default, or --num_iterations > 1). `reggrpo/active_frac` is 1 for an update
+    whose rho was not all zero (|rho| > 1e-6); train.py averages it over a step's updates.
     """
     mask_f = mask.to(logp.dtype)
     rho = ((logp - logp_old) * mask_f).sum(1).view(-1, group_size)  # [B, G]
-    predicted = ((rho - rho.mean(1, keepdim=True)) / (rho.std(1, keepdim=True) + eps_rho)).view(-1)  # [N]
-    mse = ((advantages - predicted) ** 2).mean()
+    spread = rho.std(1, keepdim=True) + eps_rho  # [B, 1]
+    predicted = ((rho - rho.mean(1, keepdim=True)) / spread).view(-1)  # [N]
+    squared = (advantages - predicted) ** 2  # [N]
+    if scale == "grpo":
+        weight = spread.detach().expand(-1, group_size).reshape(-1) / (2 * mask_f.sum(1).clamp(min=1))  # [N]
+        squared = weight * squared
+    elif scale != "paper":
+        raise ValueError(f"Reg-GRPO scale must be 'paper' or 'grpo', not {scale!r}")
+    mse = squared.mean()
     kl = kl_k3(logp, logp_ref) if (logp_ref is not None and beta > 0) else torch.zeros_like(logp)  # [N, T]
     kl_mean = masked_mean(kl, mask, norm)
     loss = mse + beta * kl_mean
     metrics = {
         "loss/kl": kl_mean.item(),
-        "reggrpo/mse": mse.item(),
+        "reggrpo/mse": ((advantages - predicted) ** 2).mean().item(),
         "reggrpo/rho_std": rho.std(1).mean().item(),
         "reggrpo/active_frac": float(rho.abs().max() > 1e-6),
     }
     return loss, metrics
+
+
+def kl_grad_share(objective, kl_term, logp):
+    """How much of the gradient the KL term carries: |d kl_term / dlogp| / (|d objective / dlogp| + |d kl_term /
+    dlogp|), Frobenius norms over the log-probs [N, T], the gradient that flows back into the model. 0: beta
+    does nothing; 0.5: as strong as the objective. Cheap: it differentiates with respect to logp only."""
+    norms = []
+    for term in (objective, kl_term):
+        grad = torch.autograd.grad(term, logp, retain_graph=True, allow_unused=True)[0] if term.requires_grad else None
+        norms.append(float(grad.norm()) if grad is not None else 0.0)
+    return norms[1] / (norms[0] + norms[1]) if norms[0] + norms[1] > 0 else 0.0
 
 
 def sft_loss(logp, mask):
@@ -291,7 +354,7 @@ def sft_loss(logp, mask):
 # -----------------------------------------------------------------------------
 # 3. Rollouts: sample a group, score it, T-GRPO's shuffled group, difficulty-aware augmentation
 
-CORRECT = 0.5  # accuracy above which a completion counts as correct for the length bonus
+CORRECT = 0.1  # accuracy above which a completion counts as correct for the length reward (Video-R1's code)
 
 
 @dataclass
@@ -307,52 +370,61 @@ class Group:
     accuracy: list = None
     format: list = None
     visual: object = None  # the frames the G completions were sampled on (DA's noisy ones included)
-    augmentation: dict = None  # DA: {"kind": "easy", "noise_std": s} or {"kind": "hard", "hint": text}
+    augmentation: dict = None  # DA: {"kind": "easy", "mask" (or "noise"): strength} or {"kind": "hard", "hint": ...}
     temporal: dict = None  # T-GRPO: {"order": shuffled frame order, "acc_shuffled": p~, "bonus": [G]}
     mean_before: float = 0.0  # DA: the prompt's mean reward before augmentation (what DA's window records)
+    order: list = None  # T-GRPO's shuffled group: the frame permutation it was sampled on
 
 
 def collect_rollouts(model, processor, prompts, reference, args, timing):
     """One micro-batch's rollouts, in the order the algorithms build them. This is where they differ
     before the loss:
 
-      1. sample G completions of every prompt, in one generate call                every RL algorithm
-      2. rewards: accuracy + format (+ length bonus)                                 Video-R1's rewards
-      3. --da: too easy -> re-sample on noisy frames, too hard -> on a reasoning hint    DeepVideo-R1
-      4. --algo t_grpo: G~ completions on shuffled frames (DA's frames / hint included);
-         +alpha to correct completions if p >= mu * p~                                    Video-R1
+      1. G completions of every prompt and, for T-GRPO, G~ of every video on shuffled frames,
+         all in one generate call                                                  every RL algorithm
+      2. rewards: accuracy + format + length reward                                  Video-R1's rewards
+      3. --da: a group without a reward spread that is too easy is re-sampled on noisy frames, one too
+         hard on a hint (reasoning written with the answer revealed, cut before the answer); the
+         re-sampled groups (with their shuffled groups) in one more generate call       DeepVideo-R1
+      4. --algo t_grpo: +alpha to correct completions if p >= mu * p~                      Video-R1
     (5. the advantages, from the final rewards, follow in rollout_tensors.)
 
     model: the unwrapped policy (whole, see infra.gathered_for_generation); prompts: (record, visual,
     generator) of this process's readable samples; reference: DA's mean reward over the window (None
     while it is empty: no augmentation yet). Returns (groups, stats for step_metrics)."""
     stats = {"acc_ordered": [], "acc_shuffled": [], "bonus": [], "bonus_changed": [], "easy": 0, "hard": 0}
-    stats["zero_before"] = 0
-    items = [(record, visual, None) for record, visual, _ in prompts]
+    stats.update(zero_before=0, easy_zero_after=0, hard_zero_after=0)
+    G, temporal = args.num_generations, args.algo == "t_grpo"
+    # 1. one generate call: the ordered groups, then the shuffled groups of the videos (images get no bonus)
+    shuffles = [
+        data.shuffle_frames(v, gen) if temporal and r["data_type"] == "video" else None for r, v, gen in prompts
+    ]
+    items = [(r, v, None) for r, v, _ in prompts] + [(r, s[0], None) for (r, _, _), s in zip(prompts, shuffles) if s]
     with infra.timed(timing, "generate"):
-        groups = sample_groups(model, processor, items, args.num_generations, args) if prompts else []
-    for i, (group, (record, visual, generator)) in enumerate(zip(groups, prompts)):
-        group.visual = visual
-        with infra.timed(timing, "score"):
+        sampled = sample_groups(model, processor, items, [G] * len(prompts) + [args.num_shuffled] * len(items), args)
+    groups, extra = sampled[: len(prompts)], iter(sampled[len(prompts) :])
+    shuffled = [next(extra) if s else None for s in shuffles]  # [B] T-GRPO's shuffled group of each prompt
+    for s, shuffle in zip(shuffled, shuffles):
+        if s is not None:
+            s.visual, s.order = shuffle[0], shuffle[1].tolist()
+    with infra.timed(timing, "score"):
+        for group, (record, visual, _), s in zip(groups, prompts, shuffled):
+            group.visual = visual
             score_group(group, args)
-        hint = None
-        if args.da:
+            if s is not None:
+                score_group(s, args)
+    # 3. DA: too easy -> noise, too hard -> hint, for the groups without a reward spread
+    if args.da:
+        for group in groups:
             stats["zero_before"] += bool(group.rewards.std() == 0)
             group.mean_before = group.rewards.mean().item()  # the difficulty before augmentation
-            if reference is not None:
-                with infra.timed(timing, "generate"):
-                    augmented, kind, visual, hint = difficulty_augment(
-                        group, visual, reference, model, processor, args, generator
-                    )
-                augmented.mean_before, augmented.visual = group.mean_before, visual
-                groups[i] = group = augmented
-                if kind:
-                    stats[kind] += 1
-        if args.algo == "t_grpo" and record["data_type"] == "video":  # images get no temporal bonus
+        if reference is not None:
             with infra.timed(timing, "generate"):
-                p, p_shuffled, bonus, changed = add_temporal_bonus(
-                    group, model, processor, visual, args, generator, hint
-                )
+                difficulty_augment(groups, shuffled, prompts, reference, model, processor, args, stats)
+    # 4. T-GRPO's bonus, from the shuffled group sampled on the same frames (and hint) as the group trained on
+    for group, s in zip(groups, shuffled):
+        if s is not None:
+            p, p_shuffled, bonus, changed = add_temporal_bonus(group, s, args)
             stats["acc_ordered"].append(p)
             stats["acc_shuffled"].append(p_shuffled)
             stats["bonus"].append(bonus)
@@ -370,8 +442,8 @@ def completion_mask(ids, eos_ids):
 @torch.no_grad()
 def sample_groups(model, processor, items, n, args):
     """n completions of each of several prompts from ONE batched generate call; items: (record, visual,
-    hint or None). Each picture is encoded once and its features shared by its n rows
-    (model.stacked_prompts), second_per_grid_ts goes in exactly as the log-prob pass will use it, and
+    hint or None); n: one count for all, or one per item. Each picture is encoded once and its features
+    shared by its rows (model.stacked_prompts), second_per_grid_ts goes in exactly as the log-prob pass will use it, and
     model.NucleusSampler draws each token (generate itself runs greedy). Rows of finished completions
     are padded until the longest is done; each group keeps its own columns up to its longest completion."""
     prompts = [
@@ -380,7 +452,8 @@ def sample_groups(model, processor, items, n, args):
     ]
     was_training = model.training
     model.eval()
-    inputs = model_lib.stacked_prompts(model, prompts, [n] * len(prompts))
+    counts = [n] * len(prompts) if isinstance(n, int) else list(n)
+    inputs = model_lib.stacked_prompts(model, prompts, counts)
     eos = model.generation_config.eos_token_id
     eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=model.device)
     prompt_length = inputs["input_ids"].shape[1]
@@ -395,9 +468,9 @@ def sample_groups(model, processor, items, n, args):
     ids = out[:, prompt_length:]  # [len(items) * n, T]
     mask = completion_mask(ids, eos_ids)  # [len(items) * n, T]
     texts = processor.batch_decode(ids.masked_fill(~mask, processor.tokenizer.pad_token_id), skip_special_tokens=True)
-    groups = []
+    groups, starts = [], np.cumsum([0] + counts)
     for i, ((record, _, _), prompt) in enumerate(zip(items, prompts)):
-        rows = slice(i * n, (i + 1) * n)
+        rows = slice(starts[i], starts[i + 1])
         length = max(1, int(mask[rows].sum(1).max()))  # this group's longest completion
         groups.append(Group(record, prompt, ids[rows, :length], mask[rows, :length], texts[rows]))
     return groups
@@ -423,28 +496,26 @@ def score_group(group, args):
     return group
 
 
-def add_temporal_bonus(group, model, processor, visual, args, generator, hint=None):
-    """T-GRPO (Video-R1, Sec. 3.1): sample G~ completions on randomly permuted frames; if the ordered group
-    is at least mu times as accurate, correct ordered completions get +alpha. The shuffled completions only
-    measure p~; they are never trained on. `visual` and `hint` are those the ordered group was sampled
-    with (DA's noisy frames or hint included), so that p and p~ compare the same question.
+def add_temporal_bonus(group, shuffled_group, args):
+    """T-GRPO (Video-R1, Sec. 3.1): G~ completions sampled on randomly permuted frames (`shuffled_group`,
+    scored, never trained on) measure p~; if the ordered group is at least mu times as accurate, its correct
+    completions (accuracy > 0.1, as Video-R1's code) get +alpha. The shuffled group was sampled on the frames
+    and hint this group was (DA's noisy frames or hint included), so that p and p~ compare the same question.
 
     The bonus can change nothing: with std-normalised advantages, a group whose rewards take two values
     (right or wrong, the format always 1) gets the same advantages with or without it, because adding
     alpha to the correct ones is an affine map of the rewards (up to eps). It acts on groups of three or
-    more reward levels (graded answers, varying format, the length bonus) or without the std
+    more reward levels (graded answers, the length reward, varying format) or without the std
     (--adv_norm none, rloo, reinforce); see rewards.temporal_bonus.
     Returns (acc_ordered, acc_shuffled, bonus given, whether the bonus changed the group's advantages)."""
-    shuffled, order = data.shuffle_frames(visual, generator)
-    shuffled_group = sample_group(model, processor, group.record, shuffled, args.num_shuffled, args, hint=hint)
-    score_group(shuffled_group, args)
     bonus = rewards.temporal_bonus(group.accuracy, shuffled_group.accuracy, args.tgrpo_alpha, args.tgrpo_mu)
-    group.temporal = {"order": order.tolist(), "acc_shuffled": float(np.mean(shuffled_group.accuracy)), "bonus": bonus}
+    p_shuffled = float(np.mean(shuffled_group.accuracy))
+    group.temporal = {"order": shuffled_group.order, "acc_shuffled": p_shuffled, "bonus": bonus}
     before = group.rewards
     group.rewards = group.rewards + torch.tensor(bonus, dtype=torch.float32)
     given = any(b > 0 for b in bonus)
     changed = given and bonus_changes_advantages(before, group.rewards, args)
-    return float(np.mean(group.accuracy)), float(np.mean(shuffled_group.accuracy)), given, changed
+    return float(np.mean(group.accuracy)), p_shuffled, given, changed
 
 
 def bonus_changes_advantages(rewards_before, rewards_after, args):
@@ -474,44 +545,81 @@ def reasoning_of(text):
     return text.split("<answer>")[0].strip()
 
 
-def difficulty_augment(group, visual, reference, model, processor, args, generator):
-    """Difficulty-aware augmentation (DeepVideo-R1, Sec. 3.3). dR = reference - mean reward of the group.
+def difficulty_augment(groups, shuffled, prompts, reference, model, processor, args, stats):
+    """Difficulty-aware augmentation (DeepVideo-R1, Sec. 3.3) of one micro-batch, in place, in at most two
+    generate calls. dR = reference - mean reward of a group (positive: harder than usual); da_plan decides.
 
-    Too easy (dR < -threshold): Gaussian noise on every frame, std = min(max, scale * |dR|), re-sample.
-    Too hard (dR > threshold): reveal the answer, sample reasoning, keep the best-rewarded one, and give
-    the first min(1, scale * dR) of its words as a hint; re-sample (see da_plan). Returns (group to train
-    on, kind or None, the frames and the hint it was sampled with). Within the threshold the group is kept.
-    """
-    d_reward = reference - group.rewards.mean().item()
-    kind, amount = da_plan(d_reward, args)
+    Too easy (dR < -threshold): re-sample on frames with a fraction of their cells masked (or Gaussian noise),
+    growing with |dR|: noise of std 0.5 x 255 barely moved the tiny model's accuracy, masking did.
+    Too hard (dR > threshold): sample reasoning with the answer revealed (one call for all such groups), keep
+    the best-rewarded, and re-sample with its first words as a hint, cut before the answer (hint_of).
+    The re-sampled groups, and under T-GRPO their shuffled groups on the same frames and hint, are one call.
+    An augmented group replaces its original only when its rewards differ (unless --da_all_groups): one
+    without a spread teaches nothing either, and the original is the real question."""
     G = args.num_generations
-    if kind == "easy":
-        noisy = data.add_frame_noise(visual, amount, generator)
-        easier = score_group(sample_group(model, processor, group.record, noisy, G, args), args)
-        easier.augmentation = {"kind": "easy", "noise_std": amount, "d_reward": d_reward}
-        return easier, "easy", noisy, None
-    if kind == "hard":
-        answer = data.answer_of(group.record["solution"])
-        reveal = f"The correct answer is {answer}. Explain how to reach it."
-        revealed = score_group(sample_group(model, processor, group.record, visual, G, args, hint=reveal), args)
-        best = revealed.texts[int(revealed.rewards.argmax())]
-        hint = hint_prefix(reasoning_of(best), amount)
-        if hint:
-            hinted = score_group(sample_group(model, processor, group.record, visual, G, args, hint=hint), args)
-            hinted.augmentation = {"kind": "hard", "hint": hint, "d_reward": d_reward}
-            return hinted, "hard", visual, hint
-    return group, None, visual, None
+    plans = [da_plan(reference - g.rewards.mean().item(), args, bool(g.rewards.std() == 0)) for g in groups]
+    hard = [i for i, (kind, _) in enumerate(plans) if kind == "hard"]
+    reveal = [
+        f"The correct answer is {data.answer_of(groups[i].record['solution'])}. Explain how to reach it." for i in hard
+    ]
+    revealed = (
+        sample_groups(model, processor, [(groups[i].record, prompts[i][1], h) for i, h in zip(hard, reveal)], G, args)
+        if hard
+        else []
+    )
+    hints = {}
+    for i, group in zip(hard, revealed):
+        best = score_group(group, args).texts[int(group.rewards.argmax())]
+        hints[i] = hint_of(reasoning_of(best), groups[i].record, plans[i][1])
+    jobs = []  # (index, frames, hint) of the groups to re-sample
+    for i, (kind, amount) in enumerate(plans):
+        if kind == "easy":
+            harder = data.mask_frames if args.da_easy == "mask" else data.add_frame_noise
+            jobs.append((i, harder(prompts[i][1], amount, prompts[i][2]), None))
+        elif kind == "hard" and hints[i]:
+            jobs.append((i, prompts[i][1], hints[i]))
+    if not jobs:
+        return
+    reshuffles = [data.shuffle_frames(v, prompts[i][2]) if shuffled[i] is not None else None for i, v, _ in jobs]
+    items = [(prompts[i][0], v, h) for i, v, h in jobs]
+    items += [(prompts[i][0], r[0], h) for (i, _, h), r in zip(jobs, reshuffles) if r]
+    sampled = sample_groups(
+        model, processor, items, [G] * len(jobs) + [args.num_shuffled] * (len(items) - len(jobs)), args
+    )
+    new, extra = sampled[: len(jobs)], iter(sampled[len(jobs) :])
+    for (i, visual, hint), group, reshuffle in zip(jobs, new, reshuffles):
+        kind, amount = plans[i]
+        score_group(group, args)
+        stats[kind] += 1
+        stats[f"{kind}_zero_after"] += bool(group.rewards.std() == 0)
+        again = next(extra) if reshuffle else None
+        if group.rewards.std() == 0 and not args.da_all_groups:
+            continue
+        d_reward = reference - groups[i].mean_before
+        group.visual, group.mean_before = visual, groups[i].mean_before
+        group.augmentation = {"kind": kind, "d_reward": d_reward} | (
+            {args.da_easy: amount} if kind == "easy" else {"hint": hint}
+        )
+        groups[i] = group
+        if again is not None:
+            again.visual, again.order = reshuffle[0], reshuffle[1].tolist()
+            shuffled[i] = score_group(again, args)
 
 
-def da_plan(d_reward, args):
+def da_plan(d_reward, args, zero_std=True):
     """DA's decision for a group of difficulty dR = reference - mean reward (positive: harder than usual):
-    ("easy", noise std) when dR < -threshold, with std = min(noise_max, noise_scale * |dR|) (a fraction of
-    255); ("hard", hint fraction) when dR > threshold, with fraction = min(1, hint_scale * dR) of the best
-    reasoning's words; (None, 0.0) within the threshold. The paper fixes only the directions (noise for
-    too easy, hints for too hard, both growing with |dR|); the threshold and the scales are ours."""
-    if d_reward < -args.da_threshold:
+    ("easy", strength) when dR < -threshold, with strength = min(noise_max, noise_scale * |dR|) (the masked
+    fraction of the frames' cells, or the noise std as a fraction of 255); ("hard", hint fraction) when
+    dR > threshold, with fraction = min(1, hint_scale * dR) of the best reasoning's words; (None, 0.0)
+    within the threshold, for a branch --da_branches leaves out, and for a group whose rewards differ
+    (zero_std False) unless --da_all_groups: it has a learning signal already, and replacing it by an
+    augmented group is what raised the share of groups without one. The paper fixes only the directions
+    (noise or masking for too easy, hints for too hard, both growing with |dR|)."""
+    if not zero_std and not args.da_all_groups:
+        return None, 0.0
+    if d_reward < -args.da_threshold and args.da_branches in ("both", "easy"):
         return "easy", min(args.da_noise_max, args.da_noise_scale * abs(d_reward))
-    if d_reward > args.da_threshold:
+    if d_reward > args.da_threshold and args.da_branches in ("both", "hard"):
         return "hard", min(1.0, args.da_hint_scale * d_reward)
     return None, 0.0
 
@@ -520,6 +628,21 @@ def hint_prefix(reasoning, fraction):
     """The first ceil(fraction * words) words of a reasoning text."""
     words = reasoning.split()
     return " ".join(words[: math.ceil(fraction * len(words))])
+
+
+def hint_of(reasoning, record, fraction):
+    """DA's hint: the first ceil(fraction * words) words of reasoning written with the answer revealed, cut
+    before its first mention of the answer (the answer itself as a word, and for multiple choice the chosen
+    option's text, or its letter followed by '.' or ')'). A hint that said "The square is green." would leave
+    nothing to reason about: the hinted group came out all right, without a learning signal."""
+    answer = (data.answer_of(record["solution"]) or "").strip()
+    patterns = [rf"(?<!\w){re.escape(answer)}(?!\w)"] if len(answer) > 1 or answer.isdigit() else []
+    for option in record.get("options") or []:
+        letter, _, text = str(option).partition(".")
+        if letter.strip() == answer and text.strip():
+            patterns += [rf"(?<!\w){re.escape(text.strip())}(?!\w)", rf"(?<!\w){re.escape(answer)}(?=[.)])"]
+    cut = min([m.start() for p in patterns if (m := re.search(p, reasoning, re.IGNORECASE))] + [len(reasoning)])
+    return hint_prefix(reasoning[:cut], fraction)
 
 
 def sft_group(processor, record, visual, device):
@@ -549,40 +672,76 @@ def rollout_tensors(groups, ref, args, accelerator, timing, policy):
     out["advantages"] = advantages_of(rewards_, args)  # [N]
     with infra.timed(timing, "logprob"):
         # with one update per rollout logp_old equals logp.detach(), taken in compute_loss instead
-        out["logp_old"] = policy(pairs).detach() if args.num_iterations > 1 else None  # [N, T]
+        one_update = args.num_iterations * args.minibatches == 1
+        out["logp_old"] = None if one_update else policy(pairs).detach()  # [N, T]
         out["logp_ref"] = ref(pairs) if ref is not None else None  # [N, T]
     return out
 
 
-def compute_loss(policy, mb, args):
-    """The one place where the algorithms differ in their loss."""
+def compute_loss(policy, mb, args, first=False):
+    """The one place where the algorithms differ in their loss. Also measures the KL term's share of the
+    gradient (the loss again with beta = 0 is the objective alone). first: the first update after sampling,
+    where the policy is the sampling one and logp_old is logp exactly (a stored logp_old, from a batch of
+    another shape, differs by float rounding, which Reg-GRPO's 1 / eps_rho would blow up)."""
     logp = policy(mb["pairs"])  # [N, T]
     mask = mb["mask"]  # [N, T]
     if args.algo == "sft":
-        loss = sft_loss(logp, mask)
-        return loss, {}
-    logp_old = mb["logp_old"] if mb["logp_old"] is not None else logp.detach()  # [N, T]
+        return sft_loss(logp, mask), {}
+    logp_old = logp.detach() if first or mb["logp_old"] is None else mb["logp_old"]  # [N, T]
     A, logp_ref = mb["advantages"], mb["logp_ref"]
-    if args.algo == "reg_grpo":
-        return reg_grpo_loss(
-            logp, logp_old, logp_ref, A, mask, args.num_generations, args.beta, args.rho_eps, args.loss_norm
-        )
-    return grpo_loss(logp, logp_old, logp_ref, A, mask, args.beta, args.eps_low, args.eps_high, args.loss_norm)
+
+    def loss_with(beta):
+        if args.algo == "reg_grpo":
+            G, eps, scale = args.num_generations, args.rho_eps, args.reg_scale
+            return reg_grpo_loss(logp, logp_old, logp_ref, A, mask, G, beta, eps, args.loss_norm, scale)
+        return grpo_loss(logp, logp_old, logp_ref, A, mask, beta, args.eps_low, args.eps_high, args.loss_norm)
+
+    loss, metrics = loss_with(args.beta)
+    if args.beta > 0 and logp_ref is not None:
+        objective = loss_with(0.0)[0]
+        metrics["loss/kl_grad_share"] = kl_grad_share(objective, loss - objective, logp)
+    return loss, metrics
+
+
+def minibatch(micro, k, args):
+    """The k-th of --minibatches parts of a step's rollouts: whole micro-batches when their number divides,
+    else the k-th slice of every micro-batch's groups (columns cut to the slice's longest completion)."""
+    K, G = args.minibatches, args.num_generations
+    if K == 1:
+        return micro
+    if len(micro) % K == 0:
+        n = len(micro) // K
+        return micro[k * n : (k + 1) * n]
+    parts = []
+    for mb in micro:
+        B = len(mb["groups"])
+        groups = mb["groups"][k * B // K : (k + 1) * B // K]
+        rows, T = slice(k * B // K * G, (k + 1) * B // K * G), max(g.completion_ids.shape[1] for g in groups)
+        part = {"groups": groups, "pairs": mb["pairs"][k * B // K : (k + 1) * B // K], "stats": mb["stats"]}
+        part["mask"] = mb["mask"][rows, :T]
+        for key in ("rewards", "advantages"):
+            part[key] = mb[key][rows]
+        for key in ("logp_old", "logp_ref"):
+            part[key] = mb[key][rows, :T] if mb[key] is not None else None
+        parts.append(part)
+    return parts
 
 
 def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, state, timing):
-    """num_iterations optimizer updates on one step's micro-batches (the rollouts stay fixed); gradients
-    are accumulated over the micro-batches and all-reduced once, on the last. Returns the last update's
-    loss, the loss metrics averaged over every update and micro-batch (so that reggrpo/active_frac is the
-    fraction of updates where the regression acted), and the last grad norm."""
+    """num_iterations x minibatches optimizer updates on one step's rollouts (which stay fixed): each pass
+    over them takes one update per minibatch; gradients are accumulated over a minibatch's micro-batches and
+    all-reduced once, on the last. Returns the last update's loss, the loss metrics averaged over every
+    update and micro-batch (so that reggrpo/active_frac is the fraction of updates where the regression
+    acted), and the last grad norm."""
     seen = []  # the loss metrics of every micro-batch of every update
-    for _ in range(args.num_iterations):
+    for update in range(args.num_iterations * args.minibatches):
         t0 = time.time()
-        for k, mb in enumerate(micro):
-            sync = accelerator.no_sync(policy) if k < len(micro) - 1 else nullcontext()  # all-reduce on the last
+        parts = minibatch(micro, update % args.minibatches, args)
+        for k, mb in enumerate(parts):
+            sync = accelerator.no_sync(policy) if k < len(parts) - 1 else nullcontext()  # all-reduce on the last
             with sync:
-                loss, loss_metrics = compute_loss(policy, mb, args)
-                accelerator.backward(loss / len(micro))
+                loss, loss_metrics = compute_loss(policy, mb, args, first=update == 0)
+                accelerator.backward(loss / len(parts))
             seen.append(loss_metrics)
         if args.max_grad_norm > 0:
             grad_norm = accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
@@ -626,6 +785,8 @@ def step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step
             m["da/easy_frac"] = sum(s.get("easy", 0) for s in stats) / len(groups)
             m["da/hard_frac"] = sum(s.get("hard", 0) for s in stats) / len(groups)
             m["da/zero_std_before"] = sum(s["zero_before"] for s in stats) / len(groups)
+            m["da/easy_zero_std_after"] = sum(s.get("easy_zero_after", 0) for s in stats) / len(groups)
+            m["da/hard_zero_std_after"] = sum(s.get("hard_zero_after", 0) for s in stats) / len(groups)
             m["da/zero_std_after"] = m["adv/zero_std_frac"]
     m.update({f"time/{k}_s": v for k, v in timing.items()})
     m["time/step_s"] = time.time() - t_step

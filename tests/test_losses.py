@@ -295,49 +295,165 @@ def test_da_plan_noise_std_and_hint_length_by_hand():
 
 
 def test_t_grpo_shuffles_what_da_sampled_the_ordered_group_on(monkeypatch):
-    """Under T-GRPO + DA the shuffled group sees the ordered group's augmentation: the noisy frames (too easy)
-    or the hint (too hard), so that p and p~ compare the same question."""
-    calls = []  # (frames, hint) of every sampling call after the first
-
-    def group_of(record, n, right):
-        text = "<think>one two three four</think><answer>" + ("A" if right else "B") + "</answer>"
-        return train.Group(
-            record, None, torch.ones(n, 2, dtype=torch.long), torch.ones(n, 2, dtype=torch.bool), [text] * n
-        )
+    """Under T-GRPO + DA the shuffled group sees the ordered group's augmentation: the masked frames (too easy)
+    or the hint (too hard), so that p and p~ compare the same question. The first call samples every ordered
+    and shuffled group; the augmented group and its shuffled group come in one more call."""
+    calls = []  # per generate call: [(frames, hint, n)] of its items
 
     def fake_groups(model, processor, items, n, args):
-        return [group_of(record, n, right=True) for record, _, _ in items]
-
-    def fake_group(model, processor, record, visual, n, args, hint=None):
-        calls.append((visual.frames.clone(), hint))
-        return group_of(record, n, right=hint is None or "correct answer" not in hint)
+        counts = [n] * len(items) if isinstance(n, int) else n
+        calls.append([(visual.frames.clone(), hint, k) for (_, visual, hint), k in zip(items, counts)])
+        groups = []
+        for (record, _, hint), k in zip(items, counts):
+            revealed = hint is not None and "correct answer" in hint
+            # the first call: all right (no spread, so DA acts); the reveal: reasoning that names the answer;
+            # the augmented groups: half right, so that they replace the originals
+            rights = [True] * k if len(calls) == 1 or revealed else [j % 2 == 0 for j in range(k)]
+            thought = "I see it. The answer is A. It is red." if revealed else "x"
+            texts = [f"<think>{thought}</think><answer>{'A' if ok else 'B'}</answer>" for ok in rights]
+            ids, mask = torch.ones(k, 2, dtype=torch.long), torch.ones(k, 2, dtype=torch.bool)
+            groups.append(train.Group(record, None, ids, mask, texts))
+        return groups
 
     monkeypatch.setattr(train, "sample_groups", fake_groups)
-    monkeypatch.setattr(train, "sample_group", fake_group)
     record = {
         "problem_id": "p",
         "solution": "<answer>A</answer>",
         "problem_type": "multiple choice",
         "data_type": "video",
+        "options": ["A. red", "B. blue"],
     }
-    frames = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    frames = torch.randint(0, 256, (4, 3, 56, 56), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     visual = data.Visual("video", frames)
-    args = train.Args(algo="t_grpo", da=True, num_generations=4, num_shuffled=2, da_threshold=0.1)
-    # every completion right: reward 2, far above 0 / far below 5
+    args = train.Args(algo="t_grpo", da=True, num_generations=4, num_shuffled=2, da_threshold=0.1).resolve()
+    # every completion right: reward 2.0 (2 tokens: no length reward), far above 0 / far below 5
     for reference, kind in ((0.0, "easy"), (5.0, "hard")):
         calls.clear()
-        groups, stats = train.collect_rollouts(
-            None,
-            None,
-            [(record, visual, torch.Generator().manual_seed(1))],
-            reference,
-            args,
-            {"generate": 0.0, "score": 0.0},
-        )
+        prompts = [(record, visual, torch.Generator().manual_seed(1))]
+        groups, stats = train.collect_rollouts(None, None, prompts, reference, args, {"generate": 0.0, "score": 0.0})
+        assert [len(c) for c in calls] == ([2, 2] if kind == "easy" else [2, 1, 2])  # ordered + shuffled per call
         assert stats[kind] == 1 and len(stats["acc_shuffled"]) == 1
-        (ordered_frames, ordered_hint), (shuffled_frames, shuffled_hint) = calls[-2], calls[-1]
-        assert shuffled_hint == ordered_hint and (ordered_hint is None) == (kind == "easy")
+        assert groups[0].augmentation["kind"] == kind  # it has a reward spread: it replaced the original
+        (ordered_frames, ordered_hint, n), (shuffled_frames, shuffled_hint, n_shuffled) = calls[-1]
+        assert (n, n_shuffled) == (4, 2) and shuffled_hint == ordered_hint
+        assert (ordered_hint is None) == (kind == "easy")
         assert not torch.equal(shuffled_frames, ordered_frames)  # permuted ...
         # ... the same frames
         assert sorted(map(bytes, shuffled_frames.numpy())) == sorted(map(bytes, ordered_frames.numpy()))
-        assert torch.equal(ordered_frames, frames) == (kind == "hard")  # easy: the noisy frames
+        assert torch.equal(ordered_frames, frames) == (kind == "hard")  # easy: the masked frames
+        if kind == "hard":  # cut before the answer ("A" followed by '.'), dR 3 -> all of what is left
+            assert ordered_hint == "I see it. The answer is"
+
+
+def test_length_reward_counts_accuracy_above_0_1_as_correct_by_hand():
+    """Video-R1's length reward: +0.2 to completions with accuracy > 0.1 (its code's threshold) and l_min..l_max
+    tokens, when more than one completion of the group is correct. Regression answers to 50 (reward
+    1 - |pred - 50| / 50): 48 -> 0.96, 52.5 -> 0.95, 97.5 -> 0.05 (not correct), 30 -> 0.6."""
+    record = {"solution": "<answer>50</answer>", "problem_type": "regression"}
+    texts = [f"<think>x</think><answer>{v}</answer>" for v in ("48", "52.5", "97.5", "30")]
+    lengths = [30, 50, 30, 28]  # the tiny model's window is 27..43 tokens
+    mask = torch.arange(64)[None, :] < torch.tensor(lengths)[:, None]  # [4, 64]
+    args = train.parse_args(["--algo", "grpo"])
+    assert (args.length_bonus, args.l_min, args.l_max, train.CORRECT) == (True, 27, 43, 0.1)
+    group = train.score_group(train.Group(record, None, None, mask, texts), args)
+    assert group.format == [1.0] * 4
+    # 0.96 + 1 + 0.2 (correct, 30 tokens) | 0.95 + 1 (50 tokens: outside) | 0.05 + 1 (not correct) | 0.6 + 1 + 0.2
+    assert torch.allclose(group.rewards, torch.tensor([2.16, 1.95, 1.05, 1.8]))
+    assert torch.allclose(
+        train.score_group(group, train.parse_args(["--no-length_bonus"])).rewards, torch.tensor([1.96, 1.95, 1.05, 1.6])
+    )
+
+
+def test_temporal_bonus_changes_a_three_level_groups_advantages():
+    """With the length reward a group has more than two reward levels, and T-GRPO's +0.3 to the correct ones is
+    no longer an affine map: [2.16, 1.95, 1.05, 1.8] -> [2.46, 2.25, 1.05, 2.1] moves the advantages (the
+    wrong completion's from -1.428 to -1.458, by hand: mean 1.74 -> 1.965, std 0.48311 -> 0.62761)."""
+    args = train.parse_args(["--algo", "t_grpo"])
+    before = torch.tensor([2.16, 1.95, 1.05, 1.8])
+    after = before + torch.tensor([0.3, 0.3, 0.0, 0.3])
+    assert train.bonus_changes_advantages(before, after, args)
+    a_before, a_after = (train.group_advantages(r, 4, eps=0.0) for r in (before, after))
+    assert a_before[2].item() == pytest.approx((1.05 - 1.74) / 0.48311, abs=1e-4)
+    assert a_after[2].item() == pytest.approx((1.05 - 1.965) / 0.62761, abs=1e-4)
+    assert not train.bonus_changes_advantages(
+        torch.tensor([2.0, 2.0, 1.0, 1.0]), torch.tensor([2.3, 2.3, 1.0, 1.0]), args
+    )
+
+
+def test_reg_grpo_gradient_at_the_default_scale_is_grpos_by_hand():
+    """--reg_scale grpo (the default): on the first update (rho == 0) the gradient per masked token is GRPO's,
+    -(1/N) * A_i / |y_i| (minus the group mean of A_j / |y_j|, 0 here): one group, A = [1, -1, 0.5, -0.5],
+    lengths 3, 3, 2, 2 -> -1/12, 1/12, -1/16, 1/16. The paper's scale is 2 |y| / eps_rho times larger."""
+    logp = torch.full((4, 3), -1.0, requires_grad=True)
+    mask = torch.tensor([[1, 1, 1], [1, 1, 1], [1, 1, 0], [1, 1, 0]], dtype=torch.bool)
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5])
+    loss, m = train.reg_grpo_loss(logp, logp.detach(), None, adv, mask, group_size=4, beta=0.0, scale="grpo")
+    (grad,) = torch.autograd.grad(loss, logp)
+    expected = torch.tensor([[-1 / 12] * 3, [1 / 12] * 3, [-1 / 16, -1 / 16, 0], [1 / 16, 1 / 16, 0]])
+    assert torch.allclose(grad, expected, atol=1e-7) and m["reggrpo/active_frac"] == 0.0
+    grpo, _ = train.grpo_loss(logp, logp.detach(), None, adv, mask, beta=0.0)
+    assert torch.allclose(torch.autograd.grad(grpo, logp)[0], expected, atol=1e-7)
+    paper, _ = train.reg_grpo_loss(logp, logp.detach(), None, adv, mask, group_size=4, beta=0.0, eps_rho=1e-4)
+    # -(2 / (N eps)) A_i per token: 5000 A_i, i.e. 2 |y| / eps = 6e4 (|y| = 3) times GRPO's -A_i / (N |y|)
+    assert torch.autograd.grad(paper, logp)[0][0, 0].item() == pytest.approx(-5000.0, rel=1e-4)
+    with pytest.raises(ValueError, match="scale"):
+        train.reg_grpo_loss(logp, logp.detach(), None, adv, mask, group_size=4, scale="other")
+
+
+def test_kl_grad_share_by_hand():
+    """The share of the gradient (with respect to logp) the KL term carries: objective 3 x0 + 4 x1 (gradient
+    norm 5) beside a term 5 x2 (norm 5): 0.5; beside nothing: 0. At the defaults Reg-GRPO's paper scale
+    leaves the KL ~1e-5 of it, the GRPO scale gives it GRPO's share."""
+    logp = torch.zeros(3, requires_grad=True)
+    objective = 3 * logp[0] + 4 * logp[1]
+    assert train.kl_grad_share(objective, 5 * logp[2], logp) == pytest.approx(0.5)
+    assert train.kl_grad_share(objective, 0.0 * logp.detach().sum(), logp) == 0.0
+    # Reg-GRPO, one group of 4, a reference 0.1 below on every token, beta 0.1
+    torch.manual_seed(0)
+    logp = torch.randn(4, 5, requires_grad=True)
+    mask, adv = torch.ones(4, 5, dtype=torch.bool), torch.tensor([1.0, -1.0, 1.0, -1.0])
+    shares = {}
+    for scale in ("paper", "grpo"):
+        loss, _ = train.reg_grpo_loss(logp, logp.detach(), logp.detach() - 0.1, adv, mask, 4, beta=0.1, scale=scale)
+        objective, _ = train.reg_grpo_loss(
+            logp, logp.detach(), logp.detach() - 0.1, adv, mask, 4, beta=0.0, scale=scale
+        )
+        shares[scale] = train.kl_grad_share(objective, loss - objective, logp)
+    # KL gradient per token: beta (1 - exp(-0.1)) / (N T) = 0.1 * 0.0952 / 20; objective's: |A| / (N T) (grpo)
+    kl_norm, grpo_norm = 0.1 * (1 - math.exp(-0.1)) / 20 * math.sqrt(20), 1 / 20 * math.sqrt(20)
+    assert shares["grpo"] == pytest.approx(kl_norm / (kl_norm + grpo_norm), rel=1e-4)
+    assert shares["paper"] < 1e-5
+
+
+def test_da_acts_only_on_groups_without_a_reward_spread_and_per_branch():
+    args = train.Args(da_threshold=0.1, da_noise_scale=1.0, da_noise_max=0.6)
+    assert train.da_plan(-0.5, args, zero_std=True) == ("easy", pytest.approx(0.5))  # half the cells masked
+    assert train.da_plan(-0.5, args, zero_std=False) == (None, 0.0)  # a learning signal already: left alone
+    assert train.da_plan(0.5, args, zero_std=False) == (None, 0.0)
+    assert train.da_plan(0.5, train.Args(da_all_groups=True), zero_std=False) == ("hard", 0.5)  # the paper, literally
+    assert train.da_plan(-0.5, train.Args(da_branches="hard"), zero_std=True) == (None, 0.0)  # DeepVideo-R1 Table 7
+    assert train.da_plan(0.5, train.Args(da_branches="hard"), zero_std=True) == ("hard", 0.5)
+    assert train.da_plan(0.5, train.Args(da_branches="easy"), zero_std=True) == (None, 0.0)
+
+
+@pytest.mark.parametrize(
+    "reasoning,solution,options,hint",
+    [
+        ("The square is green.", "<answer>B</answer>", ["A. red", "B. green"], "The square is"),
+        ("It grows: closer.", "<answer>A</answer>", ["A. closer", "B. farther away"], "It grows:"),
+        ("It shrinks: Farther Away, so B.", "<answer>B</answer>", ["A. closer", "B. farther away"], "It shrinks:"),
+        ("It spans about 80 percent.", "<answer>80</answer>", [], "It spans about"),
+        ("Counting: 1, 2, 3.", "<answer>3</answer>", [], "Counting: 1, 2,"),
+        ("The answer is B) green", "<answer>B</answer>", ["A. red", "B. green"], "The answer is"),
+        ("A big square, all red.", "<answer>A</answer>", ["A. red", "B. green"], "A big square, all"),
+        ("green", "<answer>B</answer>", ["A. red", "B. green"], ""),
+    ],
+)
+def test_hint_never_contains_the_answer(reasoning, solution, options, hint):
+    """DA's hint is cut before the answer's first mention (the answer, the option's text, or its letter
+    followed by '.' or ')'); the article 'A' stays."""
+    record = {"solution": solution, "options": options}
+    assert train.hint_of(reasoning, record, 1.0) == hint
+    answer = data.answer_of(solution)
+    text = next((o.split(".", 1)[1].strip() for o in options if o.startswith(answer + ".")), answer)
+    assert text.lower() not in hint.lower()

@@ -122,38 +122,26 @@ def test_sft_labels_cover_only_reasoning_and_answer(setup):
     assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
 
 
-def test_temporal_bonus_wiring(setup, monkeypatch):
-    """T-GRPO: the shuffled group sees permuted frames, is scored but not returned, and correct ordered
-    completions get +alpha exactly when p >= mu * p~."""
-    policy, processor, _, video, _, budget = setup
-    visual = data.load_visual(video, 4, *budget)
+def test_temporal_bonus_wiring(setup):
+    """T-GRPO: correct ordered completions get +alpha exactly when p >= mu * p~, the shuffled group only
+    measures p~, and the group records the shuffled group's frame order."""
+    _, _, _, video, _, _ = setup
     answer = data.answer_of(video["solution"])
     right, wrong = f"<think>x</think><answer>{answer}</answer>", "<think>x</think><answer>?</answer>"
     args = train.parse_args(["--num_generations", "4"])
-    seen = {}
-
-    def fake_sample(model, processor, record, vis, n, args, hint=None):
-        seen["frames"] = vis.frames
-        texts = [right, right, wrong, wrong][:n] if n == 4 else shuffled_texts[:n]
-        return train.Group(record, None, torch.zeros(n, 2, dtype=torch.long), torch.ones(n, 2, dtype=torch.bool), texts)
-
-    monkeypatch.setattr(train, "sample_group", fake_sample)
+    mask = torch.ones(4, 2, dtype=torch.bool)
     for shuffled_texts, bonus_expected in (([right, wrong], True), ([right, right], False)):
         # mu = 1: p = 0.5; p~ = 0.5 -> bonus; p~ = 1.0 -> no bonus
-        group = train.score_group(
-            train.Group(video, None, None, torch.ones(4, 2, dtype=torch.bool), [right, right, wrong, wrong]), args
-        )
+        group = train.score_group(train.Group(video, None, None, mask, [right, right, wrong, wrong]), args)
+        shuffled = train.score_group(train.Group(video, None, None, mask[:2], shuffled_texts), args)
+        shuffled.order = [2, 0, 3, 1]
         base = group.rewards.clone()
-        p, p_shuffled, bonus, changed = train.add_temporal_bonus(
-            group, policy, processor, visual, args, torch.Generator().manual_seed(0)
-        )
-        assert not torch.equal(seen["frames"], visual.frames) and seen["frames"].shape == visual.frames.shape
+        p, p_shuffled, bonus, changed = train.add_temporal_bonus(group, shuffled, args)
         assert (p, bonus) == (0.5, bonus_expected)
         assert not changed  # rewards 2 (right) and 1 (wrong): the bonus leaves the normalised advantages as they were
-        assert group.temporal["order"] != [0, 1, 2, 3] and group.temporal["acc_shuffled"] == p_shuffled
-        assert torch.allclose(
-            group.rewards - base, torch.tensor([0.3, 0.3, 0.0, 0.0]) if bonus_expected else torch.zeros(4)
-        )
+        assert group.temporal["order"] == [2, 0, 3, 1] and group.temporal["acc_shuffled"] == p_shuffled
+        expected = torch.tensor([0.3, 0.3, 0.0, 0.0]) if bonus_expected else torch.zeros(4)
+        assert torch.allclose(group.rewards - base, expected)
 
 
 def test_one_batched_forward_equals_one_forward_per_prompt(setup):

@@ -56,11 +56,18 @@ def _data_position(run_dir, step):
 @pytest.mark.parametrize("algo", ["t_grpo", "reg_grpo"])
 def test_two_processes_through_the_ddp_config(warm, tmp_path, algo):
     out = str(tmp_path / algo)
-    cmd = DDP + rl_args(warm, out, algo, "--max_steps", "2", "--num_generations", "2", "--max_completion_length", "8")
+    # Reg-GRPO: two micro-batches, one optimizer update on each (its default --minibatches 2)
+    accum = ["--grad_accum", "2"] if algo == "reg_grpo" else []
+    cmd = DDP + rl_args(
+        warm, out, algo, "--max_steps", "2", "--num_generations", "2", "--max_completion_length", "8", *accum
+    )
     result = subprocess.run(cmd, cwd=ROOT, env=DDP_ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert [row["step"] for row in metrics(out)] == [1, 2]
-    assert _data_position(out, 2) == 2 * 2  # 2 steps x 1 prompt x 2 processes: both processes took part
+    micro = 2 if algo == "reg_grpo" else 1
+    assert _data_position(out, 2) == 2 * 2 * micro  # 2 steps x 1 prompt x 2 processes: both processes took part
+    if algo == "reg_grpo":  # the second update's rollouts were sampled before the first: rho != 0 there
+        assert all(row["reggrpo/active_frac"] in (0.0, 0.5) for row in metrics(out))
     assert os.path.isfile(os.path.join(out, "final", "model.safetensors"))
 
 
