@@ -486,18 +486,14 @@ class SynthConfig:
     # the widths a `size` question's square may have (% of the frame); empty: any whole number 20-80
     size_percents: tuple = ()
     families: tuple = ("direction", "order", "approach", "color", "shape", "count", "size")
-    # start each SFT chain of thought with one of OPENERS, drawn at random: reasoning of varied length, as a
-    # real model's is, without which every correct answer of a family has the same length and Video-R1's
-    # length reward cannot tell two correct completions apart
-    openers: bool = False
+    # end each SFT chain of thought with one of AFTERTHOUGHTS, drawn at random: reasoning of varied length, as
+    # a real model's is, without which every correct answer of a family has the same length and Video-R1's
+    # length reward cannot tell two correct completions apart. After the sentence that reads the video, not
+    # before: openers of the same lengths left a 180-step SFT start answering every question alike (0.29)
+    afterthoughts: bool = False
 
 
-OPENERS = (
-    "",
-    "Let me look.",
-    "I look at the frames one by one.",
-    "I watch the video frame by frame and compare what I see.",
-)
+AFTERTHOUGHTS = ("", "I am sure.", "I checked every frame.", "I checked it frame by frame, twice, to be sure.")
 
 
 TEMPORAL_FAMILIES = {"direction", "order", "approach"}
@@ -711,9 +707,9 @@ def synth_split(out_dir, split, num, seed, cfg, avoid=frozenset()):
         else:
             raise RuntimeError(f"{split} #{i}: no unused parameters left for family {family}; ask for fewer samples")
         seen.add((signature, as_image))
-        if cfg.openers:  # drawn last, so that the media are those of a benchmark without openers
-            opener = OPENERS[int(rng.integers(len(OPENERS)))]
-            fields["process"] = fields["process"].replace("<think>", f"<think>{opener} " if opener else "<think>", 1)
+        if cfg.afterthoughts:  # drawn last, so that the media are those of a benchmark without them
+            extra = AFTERTHOUGHTS[int(rng.integers(len(AFTERTHOUGHTS)))]
+            fields["process"] = fields["process"].replace("</think>", f" {extra}</think>" if extra else "</think>", 1)
         rel = f"{split}/{split}_{i:05d}." + ("png" if as_image else "mp4")
         if as_image:
             Image.fromarray(frames[0]).save(os.path.join(out_dir, rel))

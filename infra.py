@@ -83,7 +83,7 @@ def synth_config(args):
         )
     percents = data.parse_percents(args.synth_size_percents)
     config = data.SynthConfig(
-        families=families, size=args.synth_size, size_percents=percents, openers=args.synth_openers
+        families=families, size=args.synth_size, size_percents=percents, afterthoughts=args.synth_afterthoughts
     )
     return data.synth_settings(args.synth_train, args.synth_test, 0, config)
 

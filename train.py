@@ -133,7 +133,7 @@ class Args:
     synth_families: str = arg(",".join(infra.MAIN_JOB_FAMILIES), f"from {', '.join(infra.ALL_FAMILIES)}")
     synth_size: float = arg(infra.MAIN_JOB_OBJECT_SIZE, "object size, a fraction of the frame's side")
     synth_size_percents: str = arg(infra.MAIN_JOB_SIZE_PERCENTS, "widths of `size` squares; '': any of 20..80")
-    synth_openers: bool = arg(True, "SFT reasoning starts with a random opener (varied lengths: data.OPENERS)")
+    synth_afterthoughts: bool = arg(True, "SFT reasoning ends with a random afterthought (data.AFTERTHOUGHTS)")
 
     @property
     def tiny(self):
@@ -164,7 +164,7 @@ class Args:
         # The length reward is part of the reward every RL row is trained on, so that rows differ only in their
         # mechanism (Video-R1's GRPO and T-GRPO runs differ only in --temporal; DeepVideo-R1 states none: use
         # --no-length_bonus). The tiny model's window is Video-R1's scaled from 768 to 64 tokens (0.42-0.67 of
-        # the limit); its SFT reasoning starts with openers of 0-13 tokens, so its completions run 16-35 tokens
+        # the limit); its SFT reasoning ends with afterthoughts of 0-13 tokens: its completions run 16-35 tokens
         self.length_bonus = self.algo != "sft" if self.length_bonus is None else self.length_bonus
         self.l_min, self.l_max = self.l_min or (27 if tiny else 320), self.l_max or (43 if tiny else 512)
         # Reg-GRPO's regression acts only once rho != 0: two updates per rollout batch, each on half its
@@ -717,7 +717,7 @@ def minibatch(micro, k, args):
         B = len(mb["groups"])
         groups = mb["groups"][k * B // K : (k + 1) * B // K]
         rows, T = slice(k * B // K * G, (k + 1) * B // K * G), max(g.completion_ids.shape[1] for g in groups)
-        part = {"groups": groups, "pairs": mb["pairs"][k * B // K : (k + 1) * B // K], "stats": mb["stats"]}
+        part = {"groups": groups, "pairs": mb["pairs"][k * B // K : (k + 1) * B // K], "stats": mb.get("stats")}
         part["mask"] = mb["mask"][rows, :T]
         for key in ("rewards", "advantages"):
             part[key] = mb[key][rows]

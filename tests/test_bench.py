@@ -162,7 +162,8 @@ def test_group_stats_by_hand():
     rows = [
         ("color", [2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]),  # all right: zero std
         ("color", [1.0, 2.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]),  # one right: a signal
-        ("size", [1.5, 1.5, 1.5, 1.5], [0.5, 0.5, 0.5, 0.5]),  # equal partial credit: zero std, and 0.5 is not correct
+        # equal partial credit: zero std, and 0.5 counts as correct (accuracy > train.CORRECT = 0.1, Video-R1's)
+        ("size", [1.5, 1.5, 1.5, 1.5], [0.5, 0.5, 0.5, 0.5]),
         ("size", [0.0, 1.9, 1.8, 1.0], [0.0, 0.9, 0.8, 0.0]),  # graded, format broken in the first
     ]
     stats = profiling.group_stats(rows)
@@ -176,15 +177,15 @@ def test_group_stats_by_hand():
     assert stats["size"] == {
         "groups": 2,
         "zero_std_frac": 0.5,
-        "all_correct_frac": 0.0,
-        "all_wrong_frac": 0.5,
+        "all_correct_frac": 0.5,
+        "all_wrong_frac": 0.0,
         "accuracy": 0.4625,
     }
     assert stats["all"] == {
         "groups": 4,
         "zero_std_frac": 0.5,
-        "all_correct_frac": 0.25,
-        "all_wrong_frac": 0.25,
+        "all_correct_frac": 0.5,
+        "all_wrong_frac": 0.0,
         "accuracy": 0.5437,
     }
 

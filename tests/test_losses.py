@@ -457,3 +457,38 @@ def test_hint_never_contains_the_answer(reasoning, solution, options, hint):
     answer = data.answer_of(solution)
     text = next((o.split(".", 1)[1].strip() for o in options if o.startswith(answer + ".")), answer)
     assert text.lower() not in hint.lower()
+
+
+def test_defaults_match_the_readme_table(tmp_path):
+    """The README's settings table says what each --algo resolves to, for a real checkpoint and for the tiny
+    model: every cell of its two "ours" columns is checked against train.Args.resolve()."""
+    import json
+    import os
+
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read().splitlines()
+    start = next(i for i, line in enumerate(readme) if line.startswith("| flag | Video-R1 |"))
+    rows = [line for line in readme[start + 2 :] if line.startswith("|")]
+    rows = rows[: next((i for i, r in enumerate(rows) if not r.startswith("| `")), len(rows))]
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "config.json").write_text(json.dumps({"text_config": {"hidden_size": 2048}}))
+    resolved = {
+        (kind, algo): train.parse_args(["--algo", algo] + (["--model", str(big)] if kind == "real" else []))
+        for kind in ("real", "tiny")
+        for algo in ("grpo", "t_grpo", "reg_grpo")
+    }
+    assert len(rows) >= 20
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        flag = cells[0].split("`")[1]
+        for kind, cell in (("real", cells[3]), ("tiny", cells[4])):
+            values = [v.strip().split(" ")[0] for v in cell.split(" / ")]
+            values = values * 3 if len(values) == 1 else values
+            for algo, expected in zip(("grpo", "t_grpo", "reg_grpo"), values):
+                value = getattr(resolved[(kind, algo)], flag)
+                if isinstance(value, bool):
+                    assert expected == ("on" if value else "off"), (flag, kind, algo, value)
+                elif isinstance(value, (int, float)):
+                    assert float(expected) == value, (flag, kind, algo, value, expected)
+                else:
+                    assert expected == value, (flag, kind, algo, value)

@@ -115,10 +115,13 @@ def test_two_process_da_run_resumes_exactly(warm, tmp_path):
         "",
         "grpo",
         "--da",
+        # every group augmented and kept, whatever its rewards (a threshold of -1 makes every one too easy: masked
+        # frames), so that the window and the masks' random numbers must resume exactly
+        "--da_all_groups",
         "--da_window",
         "6",
         "--da_threshold",
-        "0.0",
+        "-1.0",
         "--max_steps",
         "4",
         "--save_steps",

@@ -422,7 +422,9 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(warm):
     from accelerate import Accelerator
 
     sft_dir, data_path = warm
-    args = train.parse_args(rl_args(warm, "unused", "reg_grpo", "--beta", "0.1", "--num_iterations", "2")[1:])
+    args = train.parse_args(
+        rl_args(warm, "unused", "reg_grpo", "--beta", "0.1", "--num_iterations", "2", "--minibatches", "1")[1:]
+    )
     records, _ = train.data.load_records(data_path)
     record = next(r for r in records if r["data_type"] == "video")
     accelerator = Accelerator(cpu=True)

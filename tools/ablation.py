@@ -20,25 +20,35 @@ import eval as evaluation
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-ABLATION = [  # (row name, train.py flags): the algorithms of both papers and their baselines
+ABLATION = [  # (row name, train.py flags): the algorithms of both papers and their baselines, at the defaults
     ("grpo", ["--algo", "grpo"]),
     ("t_grpo", ["--algo", "t_grpo"]),
     ("reg_grpo", ["--algo", "reg_grpo"]),
-    ("reg_grpo+iter2", ["--algo", "reg_grpo", "--num_iterations", "2"]),  # the regression acts from the second update
+    # the equation as written, one update per rollout batch: REINFORCE whose KL is scaled away (reg_grpo_loss)
+    ("reg_grpo+paper1", ["--algo", "reg_grpo", "--reg_scale", "paper", "--minibatches", "1"]),
     ("grpo+da", ["--algo", "grpo", "--da"]),
     ("reg_grpo+da", ["--algo", "reg_grpo", "--da"]),
+    ("reg_grpo+da_easy", ["--algo", "reg_grpo", "--da", "--da_branches", "easy"]),  # DeepVideo-R1 Table 7
+    ("reg_grpo+da_hard", ["--algo", "reg_grpo", "--da", "--da_branches", "hard"]),
     ("rloo", ["--algo", "grpo", "--advantage", "rloo"]),
+    ("reinforce", ["--algo", "grpo", "--advantage", "reinforce"]),
 ]
 
 
-def ablation(seeds, out, extra):
+def ablation(seeds, out, extra, rows=None):
     """SFT, GRPO, T-GRPO, Reg-GRPO (one and two updates per rollout), GRPO+DA, Reg-GRPO+DA and RLOO on the
     synthetic benchmark, every seed: each RL run is train.py's main job (the SFT cold start of a seed is
     trained once and shared), then a table of held-out scores (mean +- std over seeds) and the algorithms'
-    diagnostics, and reward curves. A run whose summary.json exists is skipped: the command resumes."""
+    diagnostics, and reward curves. A run whose summary.json exists is skipped: the command resumes.
+    rows: the names of ABLATION's rows to run (default: all)."""
+    unknown = set(rows or []) - {name for name, _ in ABLATION}
+    if unknown:
+        raise SystemExit(f"unknown rows {sorted(unknown)}; choose from {', '.join(name for name, _ in ABLATION)}")
     runs = {}
     for seed in seeds:
         for name, flags in ABLATION:
+            if rows and name not in rows:
+                continue
             run_dir = os.path.join(out, f"{name.replace('+', '-')}-seed{seed}")
             if not os.path.exists(os.path.join(run_dir, "summary.json")):
                 cmd = [
@@ -193,5 +203,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="bench.py ablation", description=__doc__.split("\n\n")[0].strip())
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (each has its own SFT start)")
     parser.add_argument("--out", default="runs/ablation", help="folder of the runs, ablation.md and the figures")
+    parser.add_argument("--rows", nargs="+", help=f"rows to run (default all): {', '.join(n for n, _ in ABLATION)}")
     args, extra = parser.parse_known_args(argv)  # the rest goes to every train.py run
-    print(ablation(args.seeds, args.out, extra))
+    print(ablation(args.seeds, args.out, extra, args.rows))

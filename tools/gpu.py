@@ -327,8 +327,12 @@ class GpuRun:
             learning_rate=1e-5 if algo == "sft" else 1e-6,
             beta=(0.1 if algo == "reg_grpo" else 0.04) if algo != "sft" else 0.0,
             output_dir=os.path.join(OUT_DIR, "gpu"),
+            # one prompt a step, one update on it: Reg-GRPO's second update (its default --minibatches 2 over
+            # --grad_accum 2) runs the same passes on the next prompt, so it changes neither memory nor seconds
+            grad_accum=1,
+            minibatches=1,
             **extra,
-        )
+        ).resolve()
 
     def sync(self):
         if self.cuda:

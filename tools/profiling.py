@@ -65,7 +65,7 @@ def groups(args):
         max_completion_length=args.max_new_tokens,
         regression_reward=args.regression_reward,
         regression_tolerance=args.regression_tolerance,
-    )
+    ).resolve()
     torch.manual_seed(args.seed)
     rows, unreadable = [], 0
     for start in tqdm(range(0, len(records), args.batch_size), desc="groups"):
