@@ -382,6 +382,30 @@ def optimizer_step(accelerator, optimizer, loss, grad_norm, state):
             raise SystemExit("5 non-finite updates in a row: lower the learning rate or check the data; stopping")
 
 
+def minibatch(micro, k, args):
+    """The k-th of --minibatches parts of a step's rollouts: whole micro-batches when their number divides,
+    else the k-th slice of every micro-batch's groups (columns cut to the slice's longest completion)."""
+    K, G = args.minibatches, args.num_generations
+    if K == 1:
+        return micro
+    if len(micro) % K == 0:
+        n = len(micro) // K
+        return micro[k * n : (k + 1) * n]
+    parts = []
+    for mb in micro:
+        B = len(mb["groups"])
+        groups = mb["groups"][k * B // K : (k + 1) * B // K]
+        rows, T = slice(k * B // K * G, (k + 1) * B // K * G), max(g.completion_ids.shape[1] for g in groups)
+        part = {"groups": groups, "pairs": mb["pairs"][k * B // K : (k + 1) * B // K], "stats": mb.get("stats")}
+        part["mask"] = mb["mask"][rows, :T]
+        for key in ("rewards", "advantages"):
+            part[key] = mb[key][rows]
+        for key in ("logp_old", "logp_ref"):
+            part[key] = mb[key][rows, :T] if mb[key] is not None else None
+        parts.append(part)
+    return parts
+
+
 def pad_stack(tensors, value=0):
     """[G_i, T_i] tensors -> one [sum G_i, max T_i] tensor, right-padded with `value`."""
     T = max(t.shape[1] for t in tensors)
@@ -702,6 +726,42 @@ def end_step(run, state, metrics, micro, args):
     run.bar.update(1)
     if args.save_steps and state.step % args.save_steps == 0 and state.step < args.max_steps:
         save_checkpoint(accelerator, args, state.step)
+
+
+def step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state):
+    """The step's metrics (train.train logs them), grouped names explained in the README. Every process reports
+    the same keys (they are averaged across processes): a process whose samples were all unreadable reports 0s."""
+    groups = [g for mb in micro for g in mb["groups"]]
+    m = {"loss/total": loss.item(), "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]}
+    m["data/skipped"] = float(state.skipped)
+    m.update(loss_metrics)
+    m["completions/mean_length"] = float(torch.cat([g.mask.sum(1) for g in groups]).float().mean()) if groups else 0.0
+    if args.algo != "sft":
+        rewards = [g.rewards for g in groups] or [torch.zeros(2)]  # [G] each; a process without samples: zeros
+        n = len(rewards)
+        m["reward/mean"] = torch.cat(rewards).mean().item()
+        m["reward/std"] = torch.stack([r.std() for r in rewards]).mean().item()
+        m["reward/accuracy"] = float(np.mean([a for g in groups for a in g.accuracy] or [0.0]))
+        m["reward/format"] = float(np.mean([f for g in groups for f in g.format] or [0.0]))
+        m["adv/zero_std_frac"] = float(np.mean([bool(r.std() == 0) for r in rewards]))
+        stats = [mb["stats"] for mb in micro]
+        if args.algo == "t_grpo":
+            ordered = [p for s in stats for p in s["acc_ordered"]]
+            m["tgrpo/acc_ordered"] = float(np.mean(ordered)) if ordered else 0.0
+            m["tgrpo/acc_shuffled"] = float(np.mean([p for s in stats for p in s["acc_shuffled"]])) if ordered else 0.0
+            m["tgrpo/bonus_frac"] = float(np.mean([b for s in stats for b in s["bonus"]])) if ordered else 0.0
+            changed = [c for s in stats for c in s["bonus_changed"]]
+            m["tgrpo/adv_changed_frac"] = float(np.mean(changed)) if changed else 0.0
+        if args.da:
+            m["da/easy_frac"] = sum(s.get("easy", 0) for s in stats) / n
+            m["da/hard_frac"] = sum(s.get("hard", 0) for s in stats) / n
+            m["da/zero_std_before"] = sum(s["zero_before"] for s in stats) / n
+            m["da/easy_zero_std_after"] = sum(s.get("easy_zero_after", 0) for s in stats) / n
+            m["da/hard_zero_std_after"] = sum(s.get("hard_zero_after", 0) for s in stats) / n
+            m["da/zero_std_after"] = m["adv/zero_std_frac"]
+    m.update({f"time/{k}_s": v for k, v in timing.items()})
+    m["time/step_s"] = time.time() - t_step
+    return m
 
 
 LOGGED_GROUPS = 2  # groups per logged step in completions.jsonl (what eval.py view shows)

@@ -70,9 +70,7 @@ class Args:
     da_all_groups: bool = arg(False, "DA: augment groups with a reward spread too (default: only those without)")
     da_window: int = arg(100, "DA: recent samples whose mean reward is the difficulty reference")
     da_threshold: float = arg(0.1, "DA: |reference - mean reward| above which a sample is too easy / too hard")
-    da_easy: str = arg(
-        "mask", "DA: what makes a too-easy sample harder: masked cells, or Gaussian noise", ["mask", "noise"]
-    )
+    da_easy: str = arg("mask", "DA: too-easy samples get masked cells or Gaussian noise", ["mask", "noise"])
     da_noise_scale: float = arg(1.0, "DA: masked fraction (or noise std, a fraction of 255) per unit of |dR|")
     da_noise_max: float = arg(0.6, "DA: cap on the masked fraction (or the noise std)")
     da_hint_scale: float = arg(1.0, "DA: fraction of the best reasoning given as a hint per unit of dR")
@@ -94,12 +92,8 @@ class Args:
     learning_rate: float = arg(0.0, "AdamW rate; 0: 1e-3 SFT / 1e-4 RL (tiny model), 1e-5 / 1e-6 otherwise")
     weight_decay: float = arg(-1.0, "AdamW weight decay; -1: 0.01 (Video-R1), 0 for the tiny model")
     warmup_steps: int = arg(0, "linear warm-up of the learning rate, in optimizer updates")
-    lr_schedule: str = arg(
-        "", "after warm-up; empty: cosine (Video-R1), constant for the tiny model", ["", "constant", "cosine"]
-    )
-    max_grad_norm: float = arg(
-        -1.0, "gradient clipping by global norm; -1: 5 (Video-R1), 1 for the tiny model; 0: none"
-    )
+    lr_schedule: str = arg("", "empty: cosine (Video-R1), constant (tiny model)", ["", "constant", "cosine"])
+    max_grad_norm: float = arg(-1.0, "clipping by global norm; -1: 5 (Video-R1), 1 for the tiny model; 0: none")
     # model and data
     model: str = arg("", f"hub id or folder of a Qwen2.5-VL checkpoint; empty: the tiny model ({infra.TINY_MODEL_DIR})")
     data: str = arg("", f"Video-R1 JSON/JSONL training file; empty: the synthetic benchmark ({infra.SYNTH_DIR})")
@@ -391,7 +385,7 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
 
     model: the unwrapped policy (whole, see infra.gathered_for_generation); prompts: (record, visual,
     generator) of this process's readable samples; reference: DA's mean reward over the window (None
-    while it is empty: no augmentation yet). Returns (groups, stats for step_metrics)."""
+    while it is empty: no augmentation yet). Returns (groups, stats for infra.step_metrics)."""
     stats = {"acc_ordered": [], "acc_shuffled": [], "bonus": [], "bonus_changed": [], "easy": 0, "hard": 0}
     stats.update(zero_before=0, easy_zero_after=0, hard_zero_after=0)
     G, temporal = args.num_generations, args.algo == "t_grpo"
@@ -530,11 +524,6 @@ def bonus_changes_advantages(rewards_before, rewards_after, args):
 # Difficulty-aware augmentation (DeepVideo-R1, Sec. 3.3), all of it: the reference is the mean reward of the last
 # W samples of the run on every process (the window lives in infra.TrainState, so that checkpoints keep it; each
 # group's mean before augmentation goes in after every micro-batch), da_plan decides, difficulty_augment re-samples.
-
-
-def da_reference(window):
-    """DA's reference reward: the mean of the window, or None while it is empty (no augmentation yet)."""
-    return float(np.mean(window)) if window else None
 
 
 def reasoning_of(text):
@@ -703,30 +692,6 @@ def compute_loss(policy, mb, args, first=False):
     return loss, metrics
 
 
-def minibatch(micro, k, args):
-    """The k-th of --minibatches parts of a step's rollouts: whole micro-batches when their number divides,
-    else the k-th slice of every micro-batch's groups (columns cut to the slice's longest completion)."""
-    K, G = args.minibatches, args.num_generations
-    if K == 1:
-        return micro
-    if len(micro) % K == 0:
-        n = len(micro) // K
-        return micro[k * n : (k + 1) * n]
-    parts = []
-    for mb in micro:
-        B = len(mb["groups"])
-        groups = mb["groups"][k * B // K : (k + 1) * B // K]
-        rows, T = slice(k * B // K * G, (k + 1) * B // K * G), max(g.completion_ids.shape[1] for g in groups)
-        part = {"groups": groups, "pairs": mb["pairs"][k * B // K : (k + 1) * B // K], "stats": mb.get("stats")}
-        part["mask"] = mb["mask"][rows, :T]
-        for key in ("rewards", "advantages"):
-            part[key] = mb[key][rows]
-        for key in ("logp_old", "logp_ref"):
-            part[key] = mb[key][rows, :T] if mb[key] is not None else None
-        parts.append(part)
-    return parts
-
-
 def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, state, timing):
     """num_iterations x minibatches optimizer updates on one step's rollouts (which stay fixed): each pass
     over them takes one update per minibatch; gradients are accumulated over a minibatch's micro-batches and
@@ -736,7 +701,7 @@ def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, st
     seen = []  # the loss metrics of every micro-batch of every update
     for update in range(args.num_iterations * args.minibatches):
         t0 = time.time()
-        parts = minibatch(micro, update % args.minibatches, args)
+        parts = infra.minibatch(micro, update % args.minibatches, args)  # all, or the k-th of K parts
         for k, mb in enumerate(parts):
             sync = accelerator.no_sync(policy) if k < len(parts) - 1 else nullcontext()  # all-reduce on the last
             with sync:
@@ -753,44 +718,6 @@ def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, st
         optimizer.zero_grad(set_to_none=True)
         timing["update"] += time.time() - t0
     return loss, {k: float(np.mean([m[k] for m in seen])) for k in seen[-1]}, grad_norm
-
-
-def step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state):
-    """Grouped metric names, explained in the README. Every process reports the same keys (they are averaged
-    across processes): a process whose samples were all unreadable reports zeros."""
-    groups = [g for mb in micro for g in mb["groups"]]
-    m = {"loss/total": loss.item(), "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0]}
-    m["data/skipped"] = float(state.skipped)
-    m.update(loss_metrics)
-    m["completions/mean_length"] = float(torch.cat([g.mask.sum(1) for g in groups]).float().mean()) if groups else 0.0
-    if args.algo != "sft":
-        groups = groups or [
-            Group(None, None, None, torch.zeros(1, 1, dtype=torch.bool), [], torch.zeros(2), [0.0], [0.0])
-        ]
-        r = torch.cat([g.rewards for g in groups])
-        m["reward/mean"] = r.mean().item()
-        m["reward/std"] = torch.stack([g.rewards.std() for g in groups]).mean().item()
-        m["reward/accuracy"] = float(np.mean([a for g in groups for a in g.accuracy]))
-        m["reward/format"] = float(np.mean([f for g in groups for f in g.format]))
-        m["adv/zero_std_frac"] = float(np.mean([bool(g.rewards.std() == 0) for g in groups]))
-        stats = [mb["stats"] for mb in micro]
-        if args.algo == "t_grpo":
-            ordered = [p for s in stats for p in s["acc_ordered"]]
-            m["tgrpo/acc_ordered"] = float(np.mean(ordered)) if ordered else 0.0
-            m["tgrpo/acc_shuffled"] = float(np.mean([p for s in stats for p in s["acc_shuffled"]])) if ordered else 0.0
-            m["tgrpo/bonus_frac"] = float(np.mean([b for s in stats for b in s["bonus"]])) if ordered else 0.0
-            changed = [c for s in stats for c in s["bonus_changed"]]
-            m["tgrpo/adv_changed_frac"] = float(np.mean(changed)) if changed else 0.0
-        if args.da:
-            m["da/easy_frac"] = sum(s.get("easy", 0) for s in stats) / len(groups)
-            m["da/hard_frac"] = sum(s.get("hard", 0) for s in stats) / len(groups)
-            m["da/zero_std_before"] = sum(s["zero_before"] for s in stats) / len(groups)
-            m["da/easy_zero_std_after"] = sum(s.get("easy_zero_after", 0) for s in stats) / len(groups)
-            m["da/hard_zero_std_after"] = sum(s.get("hard_zero_after", 0) for s in stats) / len(groups)
-            m["da/zero_std_after"] = m["adv/zero_std_frac"]
-    m.update({f"time/{k}_s": v for k, v in timing.items()})
-    m["time/step_s"] = time.time() - t_step
-    return m
 
 
 # -----------------------------------------------------------------------------
@@ -817,7 +744,7 @@ def train(args):
                 if args.algo == "sft":
                     groups, stats = [sft_group(run.processor, r, v, run.accelerator.device) for r, v, _ in prompts], {}
                 else:
-                    reference = da_reference(state.window) if args.da else None
+                    reference = float(np.mean(state.window)) if args.da and state.window else None  # DA's
                     groups, stats = collect_rollouts(unwrapped, run.processor, prompts, reference, args, timing)
                 micro.append(rollout_tensors(groups, ref, args, run.accelerator, timing, policy) | {"stats": stats})
             state.record(run.accelerator, [g.mean_before for g in groups], taken, args.da)  # + DA's window
@@ -826,7 +753,7 @@ def train(args):
             run.accelerator, policy, optimizer, scheduler, micro, args, state, timing
         )
         state.step += 1
-        m = step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state)
+        m = infra.step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state)
         infra.end_step(run, state, m, micro, args)  # metrics.jsonl, trackers, completions.jsonl, checkpoint
     infra.finish(run, policy, state, args)  # the last checkpoint and final/
     return state
