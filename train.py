@@ -546,7 +546,8 @@ def difficulty_augment(groups, shuffled, prompts, reference, model, processor, a
     An augmented group replaces its original only when its rewards differ (unless --da_all_groups): one
     without a spread teaches nothing either, and the original is the real question."""
     G = args.num_generations
-    plans = [da_plan(reference - g.rewards.mean().item(), args, bool(g.rewards.std() == 0)) for g in groups]
+    d_rewards = [reference - g.rewards.mean().item() for g in groups]  # [B] dR of each group, before augmentation
+    plans = [da_plan(d, args, bool(g.rewards.std() == 0)) for d, g in zip(d_rewards, groups)]
     hard = [i for i, (kind, _) in enumerate(plans) if kind == "hard"]
     reveal = [
         f"The correct answer is {data.answer_of(groups[i].record['solution'])}. Explain how to reach it." for i in hard
@@ -584,9 +585,8 @@ def difficulty_augment(groups, shuffled, prompts, reference, model, processor, a
         again = next(extra) if reshuffle else None
         if group.rewards.std() == 0 and not args.da_all_groups:
             continue
-        d_reward = reference - groups[i].mean_before
         group.visual, group.mean_before = visual, groups[i].mean_before
-        group.augmentation = {"kind": kind, "d_reward": d_reward} | (
+        group.augmentation = {"kind": kind, "d_reward": d_rewards[i]} | (
             {args.da_easy: amount} if kind == "easy" else {"hint": hint}
         )
         groups[i] = group
@@ -700,23 +700,22 @@ def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, st
     acted), and the last grad norm."""
     seen = []  # the loss metrics of every micro-batch of every update
     for update in range(args.num_iterations * args.minibatches):
-        t0 = time.time()
-        parts = infra.minibatch(micro, update % args.minibatches, args)  # all, or the k-th of K parts
-        for k, mb in enumerate(parts):
-            sync = accelerator.no_sync(policy) if k < len(parts) - 1 else nullcontext()  # all-reduce on the last
-            with sync:
-                loss, loss_metrics = compute_loss(policy, mb, args, first=update == 0)
-                accelerator.backward(loss / len(parts))
-            seen.append(loss_metrics)
-        if args.max_grad_norm > 0:
-            grad_norm = accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
-        else:
-            grad_norm = infra.grad_norm(policy)
-        grad_norm = float(grad_norm)  # global: the gradients are all-reduced
-        infra.optimizer_step(accelerator, optimizer, loss, grad_norm, state)  # skipped when not finite
-        scheduler.step()  # once per update on every process (infra.new_accelerator)
-        optimizer.zero_grad(set_to_none=True)
-        timing["update"] += time.time() - t0
+        with infra.timed(timing, "update"):
+            parts = infra.minibatch(micro, update % args.minibatches, args)  # all, or the k-th of K parts
+            for k, mb in enumerate(parts):
+                sync = accelerator.no_sync(policy) if k < len(parts) - 1 else nullcontext()  # all-reduce on the last
+                with sync:
+                    loss, loss_metrics = compute_loss(policy, mb, args, first=update == 0)
+                    accelerator.backward(loss / len(parts))
+                seen.append(loss_metrics)
+            if args.max_grad_norm > 0:
+                grad_norm = accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
+            else:
+                grad_norm = infra.grad_norm(policy)
+            grad_norm = float(grad_norm)  # global: the gradients are all-reduced
+            infra.optimizer_step(accelerator, optimizer, loss, grad_norm, state)  # skipped when not finite
+            scheduler.step()  # once per update on every process (infra.new_accelerator)
+            optimizer.zero_grad(set_to_none=True)
     return loss, {k: float(np.mean([m[k] for m in seen])) for k in seen[-1]}, grad_norm
 
 
