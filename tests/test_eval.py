@@ -262,12 +262,12 @@ def test_ablation_table_means_and_stds(tmp_path):
     # T-GRPO: the gap, then its bonus changed a quarter of the groups
     assert "| 0.100 ± 0.000 | 0.250 ± 0.000 | - |" in table
     # Reg-GRPO, 2 updates: the regression acts on half of them
-    assert table.splitlines()[-1].endswith("| - | - | 0.500 ± 0.000 |")
+    assert table.splitlines()[-1].endswith("| - | - | 0.500 ± 0.000 | - | - |")  # no KL share or step time logged
 
 
-def test_ablation_plot_means_over_seeds_and_gains_per_seed(tmp_path):
+def test_ablation_plot_means_over_seeds_and_paired_differences(tmp_path):
     """The figure's numbers: training accuracy averaged over seeds step by step (cut at the shortest run),
-    held-out gains against each seed's own start."""
+    held-out differences from GRPO of the same seed (GRPO itself: from its own start)."""
     runs = {}
     for name, accuracies, (sft, rl) in (
         ("grpo", ([0.2, 0.4, 0.6], [0.4, 0.6]), ([0.5, 0.7], [0.6, 0.6])),
@@ -281,10 +281,74 @@ def test_ablation_plot_means_over_seeds_and_gains_per_seed(tmp_path):
                 f.writelines(json.dumps({"step": k + 1, "reward/accuracy": a}) + "\n" for k, a in enumerate(accuracy))
             runs.setdefault(name, []).append(str(d))
     drawn = ablation_lib.ablation_plot(runs, str(tmp_path / "ablation.png"))
-    steps, accuracy, gains = drawn["grpo"]
+    steps, accuracy, gains = drawn["grpo"]  # the baseline: against its own start
     assert steps == [1, 2] and np.allclose(accuracy, [0.3, 0.5]) and np.allclose(gains, [0.1, -0.1])
-    assert np.allclose(drawn["rloo"][1], [0.3, 0.4]) and np.allclose(drawn["rloo"][2], [0.0, 0.2])
+    # rloo against grpo of the same seed: 0.5 - 0.6, 0.9 - 0.6
+    assert np.allclose(drawn["rloo"][1], [0.3, 0.4]) and np.allclose(drawn["rloo"][2], [-0.1, 0.3])
     assert os.path.getsize(tmp_path / "ablation.png") > 5000
+
+
+def _bench(*args):
+    out = subprocess.run([sys.executable, "bench.py", *args], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out.stdout
+
+
+def _finished_runs(out, table):
+    """Run folders as the ablation leaves them: {row: {seed: (sft, rl overall, temporal, static)}}."""
+    for name, by_seed in table.items():
+        for seed, (sft, rl, temporal, static) in by_seed.items():
+            d = out / f"{name.replace('+', '-')}-seed{seed}"
+            os.makedirs(d)
+            summary = {
+                "seed": seed,
+                "sft": {"overall": sft},
+                "rl": {"overall": rl, "temporal": temporal, "static": static},
+            }
+            json.dump(summary, open(d / "summary.json", "w"))
+            with open(d / "metrics.jsonl", "w") as f:
+                f.write(json.dumps({"step": 1, "reward/accuracy": rl, "loss/kl_grad_share": 0.02, "time/step_s": 4.0}))
+
+
+def test_paired_differences_by_hand():
+    """Three seeds, computed on paper: differences 0.1, 0.0, 0.2 -> mean 0.1, sd 0.1, standard error
+    0.1 / sqrt(3) = 0.057735, t_0.975(2) = 4.303: interval 0.1 +- 0.248433 = [-0.148, +0.348]; 2 up, 0 down
+    (a tie is neither); seeds to detect 0.05: ((1.960 + 0.842) * 0.1 / 0.05)^2 = 31.4 -> 32."""
+    p = ablation_lib.paired({0: 0.6, 1: 0.5, 2: 0.9, 7: 0.1}, {0: 0.5, 1: 0.5, 2: 0.7})  # seed 7: no pair
+    assert p["n"] == 3 and abs(p["mean"] - 0.1) < 1e-12 and abs(p["sd"] - 0.1) < 1e-12
+    assert abs(p["low"] + 0.148433) < 1e-5 and abs(p["high"] - 0.348433) < 1e-5
+    assert (p["up"], p["down"], p["seeds_for_0.05"]) == (2, 0, 32)
+    assert ablation_lib.paired_cell(p) == "+0.100 [-0.148, +0.348] 2/0"
+    # five seeds, all up by 0.1 +- 0.01: t_0.975(4) = 2.776 keeps the interval off 0
+    q = ablation_lib.paired(
+        {s: 0.5 + d for s, d in enumerate([0.09, 0.1, 0.11, 0.1, 0.1])}, dict.fromkeys(range(5), 0.5)
+    )
+    assert abs(q["high"] - q["low"] - 2 * 2.776 * q["sd"] / 5**0.5) < 1e-9
+    assert ablation_lib.paired_cell(q).endswith("* 5/0")
+
+
+def test_ablation_report_from_finished_runs(tmp_path):
+    """`bench.py ablation --report` trains nothing: the paired table from the run folders alone, rows paired
+    with GRPO by seed (seed 2 of t_grpo is missing, so its difference has two seeds)."""
+    _finished_runs(
+        tmp_path,
+        {
+            "grpo": {0: (0.5, 0.6, 0.5, 0.7), 1: (0.4, 0.5, 0.4, 0.6), 2: (0.3, 0.7, 0.6, 0.8)},
+            "t_grpo": {0: (0.5, 0.7, 0.7, 0.7), 1: (0.4, 0.4, 0.4, 0.4)},
+        },
+    )
+    out = _bench("ablation", "--seeds", "0", "1", "2", "--out", str(tmp_path), "--rows", "grpo", "t_grpo", "--report")
+    lines = out.splitlines()
+    # grpo: RL - SFT = 0.1, 0.1, 0.4 -> mean 0.2, sd 0.173205, t(2) 4.303: +-0.430318
+    assert "| grpo | 3 | +0.200 [-0.230, +0.630] 3/0 | - | - | - | - | - |" in lines
+    # t_grpo - SFT: 0.2, 0.0; - grpo: 0.1, -0.1 -> mean 0, sd 0.141421, t(1) 12.706: +-1.270600; temporal 0.2,
+    # 0.0 (a tie is neither up nor down); static 0.0, -0.2
+    row = "| t_grpo | 2 | +0.100 [-1.171, +1.371] 1/0 | +0.000 [-1.271, +1.271] 1/1 | +0.100 [-1.171, +1.371] 1/0 |"
+    assert any(line.startswith(row) for line in lines), out
+    assert "| -0.100 [-1.371, +1.171] 0/1 | 0.141 | 63 |" in out  # ((2.802 * 0.141421 / 0.05)^2 = 62.8
+    assert "| SFT + t_grpo | 2 |" in out and "| 0.020 ± 0.000 | 4.000 ± 0.000 |" in out  # KL share, s / step
+    assert os.path.getsize(tmp_path / "ablation.png") > 5000 and os.path.isfile(tmp_path / "ablation.md")
+    assert not os.path.exists(tmp_path / "grpo-seed3")
 
 
 def test_family_table_means_over_seeds(tmp_path):
