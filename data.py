@@ -486,11 +486,12 @@ class SynthConfig:
     # the widths a `size` question's square may have (% of the frame); empty: any whole number 20-80
     size_percents: tuple = ()
     families: tuple = ("direction", "order", "approach", "color", "shape", "count", "size")
-    # end each SFT chain of thought with one of AFTERTHOUGHTS, drawn at random: reasoning of varied length, as
-    # a real model's is, without which every correct answer of a family has the same length and Video-R1's
-    # length reward cannot tell two correct completions apart. After the sentence that reads the video, not
-    # before: openers of the same lengths left a 180-step SFT start answering every question alike (0.29)
-    afterthoughts: bool = False
+    # the share of SFT chains of thought that end with one of AFTERTHOUGHTS, drawn at random (one is empty):
+    # reasoning of varied length, as a real model's is, without which every correct answer of a family has the
+    # same length and Video-R1's length reward cannot tell two correct completions apart. After the sentence
+    # that reads the video, not before: openers of the same lengths left a 180-step SFT start answering every
+    # question alike (0.29). 1.0 draws no extra random number: the benchmark of `afterthoughts: true`
+    afterthoughts: float = 0.0
 
 
 AFTERTHOUGHTS = ("", "I am sure.", "I checked every frame.", "I checked it frame by frame, twice, to be sure.")
@@ -707,7 +708,8 @@ def synth_split(out_dir, split, num, seed, cfg, avoid=frozenset()):
         else:
             raise RuntimeError(f"{split} #{i}: no unused parameters left for family {family}; ask for fewer samples")
         seen.add((signature, as_image))
-        if cfg.afterthoughts:  # drawn last, so that the media are those of a benchmark without them
+        # drawn last, so that the media are those of a benchmark without them
+        if cfg.afterthoughts and (cfg.afterthoughts >= 1 or rng.random() < cfg.afterthoughts):
             extra = AFTERTHOUGHTS[int(rng.integers(len(AFTERTHOUGHTS)))]
             fields["process"] = fields["process"].replace("</think>", f" {extra}</think>" if extra else "</think>", 1)
         rel = f"{split}/{split}_{i:05d}." + ("png" if as_image else "mp4")

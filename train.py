@@ -127,7 +127,7 @@ class Args:
     synth_families: str = arg(",".join(infra.MAIN_JOB_FAMILIES), f"from {', '.join(infra.ALL_FAMILIES)}")
     synth_size: float = arg(infra.MAIN_JOB_OBJECT_SIZE, "object size, a fraction of the frame's side")
     synth_size_percents: str = arg(infra.MAIN_JOB_SIZE_PERCENTS, "widths of `size` squares; '': any of 20..80")
-    synth_afterthoughts: bool = arg(True, "SFT reasoning ends with a random afterthought (data.AFTERTHOUGHTS)")
+    synth_afterthoughts: float = arg(1.0, "share of SFT reasoning drawing an afterthought (data.AFTERTHOUGHTS)")
 
     @property
     def tiny(self):

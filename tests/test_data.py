@@ -1,5 +1,6 @@
 """data.py: schema, loading, decoding, frame sampling and budgets, the synthetic benchmark, `check`."""
 
+import filecmp
 import hashlib
 import json
 import os
@@ -7,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -191,6 +193,30 @@ def test_size_percents_synth_keeps_splits_apart(tmp_path):
     assert set(counts) == {"20", "50", "80"} and min(counts.values()) >= 300 / 4, counts
     assert {data.answer_of(r["solution"]) for r in test} == {"20", "50", "80"}
     assert json.load(open(tmp_path / "synth_config.json"))["size_percents"] == [20, 50, 80]
+
+
+def test_afterthoughts_share_changes_only_the_reasoning(tmp_path):
+    """--synth_afterthoughts: the media and questions stay those of the benchmark without them; a share of 1 is
+    the benchmark of `afterthoughts: true` (one draw per record), 0.5 offers an afterthought to about half the
+    records (each draws one of four, one empty), 0 to none."""
+    cfg = data.SynthConfig(families=("color", "approach"), frames=4)
+    made = {}
+    for share in (0.0, 0.5, 1.0):
+        records, _ = data.synth_split(str(tmp_path / str(share)), "train", 40, 0, replace(cfg, afterthoughts=share))
+        made[share] = records
+    plain = made[0.0]
+    for share in (0.5, 1.0):
+        for a, b in zip(plain, made[share]):
+            assert {k: v for k, v in a.items() if k != "process"} == {k: v for k, v in b.items() if k != "process"}
+            tail = b["process"][len(a["process"]) - len("</think>") : -len("</think>")].strip()
+            assert b["process"].startswith(a["process"][: -len("</think>")]) and tail in data.AFTERTHOUGHTS
+        media = sorted(os.listdir(tmp_path / str(share) / "train"))
+        assert all(
+            filecmp.cmp(tmp_path / "0.0" / "train" / m, tmp_path / str(share) / "train" / m, shallow=False)
+            for m in media
+        )
+    longer = {s: sum(b["process"] != a["process"] for a, b in zip(plain, made[s])) for s in (0.5, 1.0)}
+    assert 0 < longer[0.5] < longer[1.0] < 40, longer  # 1.0: about 3 in 4 (one afterthought is empty)
 
 
 # --- loading Video-R1 files -----------------------------------------------------------------------
