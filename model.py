@@ -664,6 +664,7 @@ class NucleusSampler(NucleusFilter):
     def __init__(self, temperature=1.0, top_p=1.0, k=256, prompt_length=None, eos_ids=()):
         super().__init__(temperature, top_p, k)
         self.prompt_length, self.eos_ids = prompt_length, torch.as_tensor(list(eos_ids), dtype=torch.long)
+        self.logps = []  # per call, [N]: the drawn token's log-prob under the tempered distribution, before top-p
 
     def finished(self, input_ids, scores):
         """Rows [N] bool with an end-of-turn token among the generated ones."""
@@ -683,6 +684,8 @@ class NucleusSampler(NucleusFilter):
                 filtered = torch.zeros_like(rows)  # finished rows: uniform, a draw of the same shape, no sort
                 filtered[live] = rows[live].masked_fill(~self._sorted_keep(rows[live]), float("-inf"))
                 token[wide] = torch.multinomial(filtered.float().softmax(-1), 1)
+        # what the sampler drew from, as the trainer's log-probs see it (train.compute_loss: rollout/logp_gap)
+        self.logps.append((scores.float().gather(-1, token) - scores.float().logsumexp(-1, keepdim=True))[:, 0])
         return torch.full_like(scores, float("-inf")).scatter_(-1, token, 0.0)
 
 
@@ -778,26 +781,34 @@ def shared_visual_inputs(model, prompt, copies):
 # is checkpointed, so its logits are recomputed in the backward pass instead of being stored.
 
 
-def _chunk_logprobs(lm_head, hidden, targets):
+def _chunk_logprobs(lm_head, hidden, targets, entropy=False):
     logits = lm_head(hidden).float()  # [c, V]
-    return logits.gather(-1, targets[:, None]).squeeze(-1) - logits.logsumexp(-1)  # [c]
+    lse = logits.logsumexp(-1)  # [c]
+    logp = logits.gather(-1, targets[:, None]).squeeze(-1) - lse  # [c]
+    if not entropy:
+        return logp
+    with torch.no_grad():  # H = -sum p log p = logsumexp(z) - sum softmax(z) * z, without a log-softmax tensor
+        return logp, lse - (logits.softmax(-1) * logits).sum(-1)  # [c], [c]
 
 
-def chunked_logprobs(lm_head, hidden, targets, chunk_size=256):
-    """log softmax(lm_head(hidden))[targets] for hidden [N, T, D] and targets [N, T] -> [N, T] fp32."""
+def chunked_logprobs(lm_head, hidden, targets, chunk_size=256, entropy=False):
+    """log softmax(lm_head(hidden))[targets] for hidden [N, T, D] and targets [N, T] -> [N, T] fp32; with
+    entropy=True also the entropy of each position's distribution [N, T] (no gradient), from the same chunks."""
     N, T, D = hidden.shape
     flat_hidden, flat_targets = hidden.reshape(N * T, D), targets.reshape(N * T)  # [N*T, D], [N*T]
     pieces = []
     for start in range(0, N * T, chunk_size):
         h, t = flat_hidden[start : start + chunk_size], flat_targets[start : start + chunk_size]
         if torch.is_grad_enabled() and h.requires_grad:
-            pieces.append(checkpoint(_chunk_logprobs, lm_head, h, t, use_reentrant=False))
+            pieces.append(checkpoint(_chunk_logprobs, lm_head, h, t, entropy, use_reentrant=False))
         else:
-            pieces.append(_chunk_logprobs(lm_head, h, t))
+            pieces.append(_chunk_logprobs(lm_head, h, t, entropy))
+    if entropy:
+        return torch.cat([p for p, _ in pieces]).view(N, T), torch.cat([e for _, e in pieces]).view(N, T)
     return torch.cat(pieces).view(N, T)
 
 
-def batch_logprobs(model, groups, chunk_size=256):
+def batch_logprobs(model, groups, chunk_size=256, entropy=False):
     """Per-token log-probs [N, T] of the completions of several prompts, in ONE forward pass.
 
     groups: list of (prompt, completion_ids [G_i, T_i]); `prompt` is the processor output of that prompt
@@ -816,7 +827,7 @@ def batch_logprobs(model, groups, chunk_size=256):
     inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completions)], dim=1)
     hidden = model.model(**inputs, use_cache=False).last_hidden_state  # [N, P+T, D]
     hidden = hidden[:, P - 1 : P + T - 1]  # [N, T, D]: the state before each completion token predicts it
-    return chunked_logprobs(model.lm_head, hidden, completions, chunk_size)  # [N, T]
+    return chunked_logprobs(model.lm_head, hidden, completions, chunk_size, entropy)  # [N, T] (, entropy [N, T])
 
 
 def group_logprobs(model, prompt, completion_ids, chunk_size=256):
@@ -836,9 +847,10 @@ class LogProbs(nn.Module):
         super().__init__()
         self.model, self.chunk_size = model, chunk_size
 
-    def forward(self, groups):
-        """groups: list of (prompt inputs, completion_ids [G_i, T_i]). Returns [sum G_i, max T_i]."""
-        return batch_logprobs(self.model, groups, self.chunk_size)
+    def forward(self, groups, entropy=False):
+        """groups: list of (prompt inputs, completion_ids [G_i, T_i]). Returns [sum G_i, max T_i] (and with
+        entropy=True the policy's entropy at each position, [sum G_i, max T_i], without gradient)."""
+        return batch_logprobs(self.model, groups, self.chunk_size, entropy)
 
 
 # -----------------------------------------------------------------------------

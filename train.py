@@ -81,6 +81,7 @@ class Args:
     l_min: int = arg(0, "length reward's lower bound, tokens; 0: 320 (Video-R1), 27 for the tiny model")
     l_max: int = arg(0, "length reward's upper bound, tokens; 0: 512 (Video-R1), 43 for the tiny model")
     omega: float = arg(0.2, "length bonus value")
+    accuracy_needs_format: bool = arg(False, "accuracy counts only when the format reward is 1 (open-instruct's gate)")
     # rollouts
     max_steps: int = arg(0, "rollout steps; 0: 60 for the tiny model, 50 otherwise")
     batch_size: int = arg(0, "prompts per process per micro-batch; 0: 8 for the tiny model, 1 otherwise")
@@ -368,6 +369,7 @@ class Group:
     temporal: dict = None  # T-GRPO: {"order": shuffled frame order, "acc_shuffled": p~, "bonus": [G]}
     mean_before: float = 0.0  # DA: the prompt's mean reward before augmentation (what DA's window records)
     order: list = None  # T-GRPO's shuffled group: the frame permutation it was sampled on
+    sampler_logp: torch.Tensor = None  # [G, T] each token's log-prob as the sampler drew it (rollout/logp_gap)
 
 
 def collect_rollouts(model, processor, prompts, reference, args, timing):
@@ -461,12 +463,15 @@ def sample_groups(model, processor, items, n, args):
     model.train(was_training)
     ids = out[:, prompt_length:]  # [len(items) * n, T]
     mask = completion_mask(ids, eos_ids)  # [len(items) * n, T]
+    drawn = torch.stack(sampler.logps, 1)  # [len(items) * n, T]: one sampler call per new token
     texts = processor.batch_decode(ids.masked_fill(~mask, processor.tokenizer.pad_token_id), skip_special_tokens=True)
     groups, starts = [], np.cumsum([0] + counts)
     for i, ((record, _, _), prompt) in enumerate(zip(items, prompts)):
         rows = slice(starts[i], starts[i + 1])
         length = max(1, int(mask[rows].sum(1).max()))  # this group's longest completion
-        groups.append(Group(record, prompt, ids[rows, :length], mask[rows, :length], texts[rows]))
+        group = Group(record, prompt, ids[rows, :length], mask[rows, :length], texts[rows])
+        group.sampler_logp = drawn[rows, :length]
+        groups.append(group)
     return groups
 
 
@@ -481,6 +486,8 @@ def score_group(group, args):
     answer_type = (record["solution"], record["problem_type"], args.regression_reward, args.regression_tolerance)
     group.accuracy = [rewards.accuracy_reward(t, *answer_type) for t in group.texts]
     group.format = [rewards.format_reward(t) for t in group.texts]
+    if args.accuracy_needs_format:  # Video-R1 does not gate: an answer without the format still earns accuracy
+        group.accuracy = [a if f == 1.0 else 0.0 for a, f in zip(group.accuracy, group.format)]
     total = [a + f for a, f in zip(group.accuracy, group.format)]
     if args.length_bonus:
         lengths = group.mask.sum(1).tolist()
@@ -659,6 +666,8 @@ def rollout_tensors(groups, ref, args, accelerator, timing, policy):
     rewards_ = torch.cat([g.rewards for g in groups]).to(accelerator.device)  # [N]
     out["rewards"] = rewards_
     out["advantages"] = advantages_of(rewards_, args)  # [N]
+    if all(g.sampler_logp is not None for g in groups):
+        out["logp_sampler"] = infra.pad_stack([g.sampler_logp for g in groups])  # [N, T]
     with infra.timed(timing, "logprob"):
         # with one update per rollout logp_old equals logp.detach(), taken in compute_loss instead
         one_update = args.num_iterations * args.minibatches == 1
@@ -672,10 +681,18 @@ def compute_loss(policy, mb, args, first=False):
     gradient (the loss again with beta = 0 is the objective alone). first: the first update after sampling,
     where the policy is the sampling one and logp_old is logp exactly (a stored logp_old, from a batch of
     another shape, differs by float rounding, which Reg-GRPO's 1 / eps_rho would blow up)."""
-    logp = policy(mb["pairs"])  # [N, T]
     mask = mb["mask"]  # [N, T]
     if args.algo == "sft":
-        return sft_loss(logp, mask), {}
+        return sft_loss(policy(mb["pairs"]), mask), {}
+    metrics = {}
+    if first:  # the sampling policy itself: what the trainer computes against what the sampler drew from
+        logp, entropy = policy(mb["pairs"], entropy=True)  # [N, T], [N, T]
+        metrics["policy/entropy"] = (entropy * mask).sum().item() / mask.sum().clamp(min=1).item()
+        if mb.get("logp_sampler") is not None:
+            gap = (logp.detach() - mb["logp_sampler"]).abs()[mask]  # [completion tokens]
+            metrics["rollout/logp_gap_max"], metrics["rollout/logp_gap_mean"] = gap.max().item(), gap.mean().item()
+    else:
+        logp = policy(mb["pairs"])  # [N, T]
     logp_old = logp.detach() if first or mb["logp_old"] is None else mb["logp_old"]  # [N, T]
     A, logp_ref = mb["advantages"], mb["logp_ref"]
 
@@ -685,7 +702,8 @@ def compute_loss(policy, mb, args, first=False):
             return reg_grpo_loss(logp, logp_old, logp_ref, A, mask, G, beta, eps, args.loss_norm, scale)
         return grpo_loss(logp, logp_old, logp_ref, A, mask, beta, args.eps_low, args.eps_high, args.loss_norm)
 
-    loss, metrics = loss_with(args.beta)
+    loss, loss_metrics = loss_with(args.beta)
+    metrics.update(loss_metrics)
     if args.beta > 0 and logp_ref is not None:
         objective = loss_with(0.0)[0]
         metrics["loss/kl_grad_share"] = kl_grad_share(objective, loss - objective, logp)
@@ -716,7 +734,9 @@ def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, st
             infra.optimizer_step(accelerator, optimizer, loss, grad_norm, state)  # skipped when not finite
             scheduler.step()  # once per update on every process (infra.new_accelerator)
             optimizer.zero_grad(set_to_none=True)
-    return loss, {k: float(np.mean([m[k] for m in seen])) for k in seen[-1]}, grad_norm
+    keys = {k for m in seen for k in m}  # the first update's diagnostics (entropy, logp gap) are in its metrics only
+    merged = {k: [m[k] for m in seen if k in m] for k in sorted(keys)}
+    return loss, {k: float(np.max(v) if k.endswith("_max") else np.mean(v)) for k, v in merged.items()}, grad_norm
 
 
 # -----------------------------------------------------------------------------

@@ -364,6 +364,26 @@ def test_length_reward_counts_accuracy_above_0_1_as_correct_by_hand():
     )
 
 
+def test_accuracy_needs_format_gates_the_accuracy_by_hand():
+    """--accuracy_needs_format: a right answer outside the format earns nothing. Answers to multiple choice "B":
+    formatted right (1 + 1), unformatted right (default: 1 + 0; gated: 0 + 0), formatted wrong (0 + 1)."""
+    record = {"solution": "<answer>B</answer>", "problem_type": "multiple choice"}
+    texts = [
+        "<think>x</think><answer>B</answer>",
+        "The answer is <answer>B</answer>",
+        "<think>x</think><answer>C</answer>",
+    ]
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    plain = train.parse_args(["--algo", "grpo", "--no-length_bonus"])
+    assert plain.accuracy_needs_format is False
+    group = train.score_group(train.Group(record, None, None, mask, texts), plain)
+    assert group.accuracy == [1.0, 1.0, 0.0] and group.format == [1.0, 0.0, 1.0]
+    assert group.rewards.tolist() == [2.0, 1.0, 1.0]
+    gated = train.parse_args(["--algo", "grpo", "--no-length_bonus", "--accuracy_needs_format"])
+    group = train.score_group(group, gated)
+    assert group.accuracy == [1.0, 0.0, 0.0] and group.rewards.tolist() == [2.0, 0.0, 1.0]
+
+
 def test_temporal_bonus_changes_a_three_level_groups_advantages():
     """With the length reward a group has more than two reward levels, and T-GRPO's +0.3 to the correct ones is
     no longer an affine map: [2.16, 1.95, 1.05, 1.8] -> [2.46, 2.25, 1.05, 2.1] moves the advantages (the

@@ -1,5 +1,6 @@
 """Tests for model.py: tokenizer, chat template, tiny model build/load, image forward and generate."""
 
+import math
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # before transformers is imported: nothing may reach a hub
@@ -415,6 +416,25 @@ def test_nucleus_sampler_skips_finished_rows_sorts_and_samples_the_same_tokens(l
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator setting")
+def test_chunked_entropy_by_hand():
+    """policy/entropy's per-token value from the chunked log-prob pass, on a 3-token vocabulary: hidden [0, 0]
+    gives logits [0, 0, 0], uniform, H = ln 3 = 1.098612; hidden [ln 2, 0] gives logits [ln 2, 0, 0], p = [1/2,
+    1/4, 1/4], H = 1/2 ln 2 + 2 * 1/4 ln 4 = 1.5 ln 2 = 1.039721, and log p of token 0 = ln 1/2 = -0.693147.
+    Chunks of one token, with and without autograd, give the same; the entropy carries no gradient."""
+    head = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+    hidden = torch.tensor([[[0.0, 0.0], [math.log(2), 0.0]]], requires_grad=True)  # [1, 2, 2]
+    targets = torch.tensor([[2, 0]])
+    logp, entropy = M.chunked_logprobs(head, hidden, targets, chunk_size=1, entropy=True)
+    assert torch.allclose(entropy, torch.tensor([[math.log(3), 1.5 * math.log(2)]]), atol=1e-6)
+    assert torch.allclose(logp, torch.tensor([[-math.log(3), -math.log(2)]]), atol=1e-6)
+    assert logp.requires_grad and not entropy.requires_grad
+    assert torch.equal(logp, M.chunked_logprobs(head, hidden, targets, chunk_size=1))
+    with torch.no_grad():
+        assert torch.allclose(M.chunked_logprobs(head, hidden, targets, entropy=True)[1], entropy)
+
+
 def test_keep_freed_memory_reuses_large_blocks_without_page_faults():
     """A 64 MiB tensor allocated and freed, again and again: under glibc's default each one is fresh mmap'd
     memory, page-faulted in 4 KiB at a time (16,384 faults); after infra.keep_freed_memory it is the freed

@@ -1,6 +1,7 @@
 """A decoded synthetic video through the tiny model's processor and model: time positions, forward,
 generate, and the memory-efficient log-prob pass against the naive one."""
 
+import math
 import os
 
 import pytest
@@ -220,6 +221,32 @@ def test_one_update_moves_probability_toward_rewarded_completions(setup, algo):
         policy.zero_grad()
     change = ((after - before) * group.mask).sum(1)  # [6] change of each completion's sequence log-prob
     assert change[0::2].min() > change[1::2].max(), change
+
+
+def test_logp_gap_is_rounding_on_policy_and_jumps_when_only_the_sampler_changes(setup):
+    """rollout/logp_gap: each sampled token's log-prob as the sampler drew it against the trainer's forward on
+    the first update. Same distribution (temperature 1; top-p only truncates what is drawn from): fp32
+    rounding. A temperature applied in sampling only, an off-policy rollout: a jump. The entropy of the same
+    pass lies between 0 and log V."""
+    policy, processor, _, video, _, budget = setup
+    visual = data.load_visual(video, 4, *budget)
+    gaps = {}
+    for temperature in (1.0, 0.5):
+        args = train.parse_args(
+            ["--algo", "grpo", "--model", "unused", "--max_completion_length", "8", "--temperature", str(temperature)]
+        )
+        torch.manual_seed(0)
+        group = train.sample_group(policy, processor, video, visual, 4, args)
+        assert group.sampler_logp.shape == group.mask.shape
+        mb = {"pairs": [(group.prompt, group.completion_ids)], "mask": group.mask, "logp_sampler": group.sampler_logp}
+        mb |= {"advantages": torch.tensor([1.0, -1.0, 0.5, -0.5]), "logp_old": None, "logp_ref": None}
+        _, metrics = train.compute_loss(M.LogProbs(policy), mb, args, first=True)
+        gaps[temperature] = metrics["rollout/logp_gap_max"]
+        assert metrics["rollout/logp_gap_mean"] <= metrics["rollout/logp_gap_max"]
+        assert 0 < metrics["policy/entropy"] < math.log(policy.lm_head.out_features)
+        _, later = train.compute_loss(M.LogProbs(policy), mb, args)  # later updates: the policy has moved
+        assert "rollout/logp_gap_max" not in later and "policy/entropy" not in later
+    assert gaps[1.0] < 1e-4 and gaps[0.5] > 0.1, gaps
 
 
 def test_rollouts_never_sample_vision_placeholders(setup):
