@@ -15,6 +15,7 @@ evaluation does) a completion without <answer> tags is scored on its whole text.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -22,6 +23,7 @@ import shutil
 import sys
 import time
 import zlib
+from collections import Counter
 from dataclasses import replace
 
 import numpy as np
@@ -130,6 +132,7 @@ def evaluate(
     batch_size=8,
     shuffled=False,
     donors=None,
+    no_video=False,
     sample=False,
     temperature=1.0,
     top_p=0.95,
@@ -144,14 +147,15 @@ def evaluate(
     `shuffled`, every video's frames are permuted (seeded per record): the ordered-vs-shuffled gap of
     temporal questions measures how much the model uses frame order. `donors` (from `blind_donors`, for
     --blind) maps a record's key to the record whose visual is shown instead: a model that scores as
-    well blind as it does with the right visuals is not using them. `done` maps record keys to results
+    well blind as it does with the right visuals is not using them. `no_video`: the question alone, without
+    its video or image: how much of the benchmark the text answers. `done` maps result keys (`_result_key`) to results
     already computed (resume); `on_batch(results)` is called after each batch (to save progress).
     """
     from tqdm import tqdm
 
     done = dict(done or {})
     donors = donors or {}
-    todo = [r for r in records if _key(r) not in done]
+    todo = [r for r in records if _result_key(r) not in done]
     results, errors = list(done.values()), []
     bar = tqdm(total=len(records), initial=len(done), desc="eval", disable=not progress, file=sys.stderr)
     model.eval()
@@ -159,13 +163,16 @@ def evaluate(
         batch, visuals = [], []
         for record in todo[start : start + batch_size]:
             try:
-                visual = data.load_visual(donors.get(_key(record), record), num_frames, min_pixels, max_pixels)
+                visual = None
+                if not no_video:
+                    visual = data.load_visual(donors.get(_key(record), record), num_frames, min_pixels, max_pixels)
+                data.check_prompt_length(processor, record, visual, model_lib.context_length(model), max_new_tokens)
             except data.SampleError as e:
                 errors.append(e)
                 shown_for = f" (the visual shown to {_key(record)})" if _key(record) in donors else ""
                 print(f"unreadable, not scored: {e}{shown_for}", file=sys.stderr)
                 continue
-            if shuffled and visual.kind == "video":
+            if shuffled and visual is not None and visual.kind == "video":
                 # crc32, not hash(): Python salts string hashes per process, and the permutation must repeat
                 visual, _ = data.shuffle_frames(
                     visual, torch.Generator().manual_seed(zlib.crc32(f"{seed}:{_key(record)}".encode()))
@@ -173,9 +180,8 @@ def evaluate(
             batch.append(record)
             visuals.append(visual)
         if batch:
-            inputs = data.processor_inputs(processor, [data.prompt_text(processor, r) for r in batch], visuals).to(
-                model.device
-            )
+            prompts = [data.prompt_text(processor, r, visual=not no_video) for r in batch]
+            inputs = data.processor_inputs(processor, prompts, visuals).to(model.device)
             # decoding as the flags say, not as generation_config.json
             with torch.no_grad(), model_lib.own_generation_config(model):
                 out = model.generate(
@@ -204,8 +210,23 @@ def evaluate(
 
 
 def _key(record):
-    """The resume key of a loaded record or of a saved result: its problem_id, else its position in the file."""
+    """A record's name (blind donors, shuffle seeds): its problem_id, else its position in the file."""
     return str(data.record_id(record, record.get("_index", record.get("index"))))
+
+
+def _result_key(record):
+    """The resume key of a loaded record or of a saved result: its name and its position in the file, so that
+    two records sharing a problem_id are two results."""
+    return f"{_key(record)}@{record.get('_index', record.get('index'))}"
+
+
+def file_sha256(path):
+    """The data file's content hash: a results file is continued only on the file that began it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(path, obj):
@@ -283,25 +304,36 @@ def run(args):
             os.path.splitext(os.path.basename(path))[0]
             + ("_shuffled" if args.shuffled else "")
             + ("_blind" if args.blind else "")
+            + ("_no_video" if args.no_video else "")
         )
         out_path = os.path.join(args.out, name + ".json")
+        # what a results file must share with this run to be continued by it
+        made_by = {"model": args.model, "data": path, "data_sha256": file_sha256(path), "settings": settings}
+        made_by["decoding"] = {k: getattr(args, k) for k in ("max_new_tokens", "sample", "seed", "shuffled", "blind")}
+        made_by["decoding"]["no_video"] = args.no_video
+        duplicates = sorted({k for k, n in Counter(str(r.get("problem_id")) for r in records).items() if n > 1})
+        if duplicates and "problem_id" in records[0]:
+            print(
+                f"{path}: duplicate problem_id {', '.join(duplicates[:5])}: each record is kept and scored, "
+                "keyed by its position too",
+                file=sys.stderr,
+            )
         done = {}
-        if os.path.exists(out_path):  # resume: keep what a previous run already scored
-            done = {_key(r): r for r in json.load(open(out_path))["results"]}
+        if os.path.exists(out_path):  # resume: keep what a previous run of the same settings already scored
+            saved = json.load(open(out_path))
+            differ = [k for k in made_by if saved.get(k) != made_by[k]]
+            if differ:
+                raise SystemExit(
+                    f"{out_path} holds results of another run ({', '.join(differ)} differ: "
+                    + "; ".join(f"{k} {saved.get(k)!r} there, {made_by[k]!r} now" for k in differ)
+                    + "): choose another --out, or delete the file to start again"
+                )
+            done = {_result_key(r): r for r in saved["results"]}
             print(f"{out_path}: {len(done)} records already scored, continuing")
         t0 = time.time()
 
         def save(results):
-            return write_json(
-                out_path,
-                {
-                    "model": args.model,
-                    "data": path,
-                    "settings": settings,
-                    "results": results,
-                    "metrics": summarize(results, len(bad)),
-                },
-            )
+            return write_json(out_path, made_by | {"results": results, "metrics": summarize(results, len(bad))})
 
         results, errors = evaluate(
             model,
@@ -314,6 +346,7 @@ def run(args):
             batch_size=args.batch_size,
             shuffled=args.shuffled,
             donors=blind_donors(records, args.seed) if args.blind else None,
+            no_video=args.no_video,
             sample=args.sample,
             seed=args.seed,
             done=done,
@@ -321,9 +354,7 @@ def run(args):
         )
         metrics = summarize(results, len(bad) + len(errors))
         metrics["seconds"] = round(time.time() - t0, 1)
-        write_json(
-            out_path, {"model": args.model, "data": path, "settings": settings, "results": results, "metrics": metrics}
-        )
+        write_json(out_path, made_by | {"results": results, "metrics": metrics})
         all_metrics[name] = metrics
         print(
             f"{name}: overall {metrics['overall']}  accuracy {metrics['accuracy']}  mra {metrics['mra']}  "
@@ -362,11 +393,11 @@ def main_job(args, train):
     stages["sft_s"] = round(time.time() - t0, 1)
     test_path = os.path.join(infra.SYNTH_DIR, "test.json")
     t0 = time.time()
-    cached = [os.path.join(sft_args.output_dir, f"{name}.json") for name in ("eval_test", "eval_test_blind")]
-    if all(os.path.exists(c) and json.load(open(c)).get("eval_limit") == args.eval_limit for c in cached):
-        before, before_blind = (json.load(open(c))["metrics"] for c in cached)  # the same model and split: once
+    cached = {name: os.path.join(sft_args.output_dir, f"{name}.json") for name in HELD_OUT_PASSES}
+    if all(os.path.exists(c) and json.load(open(c)).get("eval_limit") == args.eval_limit for c in cached.values()):
+        before = {name: json.load(open(c))["metrics"] for name, c in cached.items()}  # the same model and split: once
     else:
-        before, before_blind = held_out_eval(sft_final, args, test_path, accelerator)
+        before = held_out_eval(sft_final, args, test_path, accelerator)
     stages["eval_sft_s"] = round(time.time() - t0, 1)
     t0 = time.time()
     # RL on every family unless --problem_types says otherwise. Measured on the three-width benchmark
@@ -378,20 +409,24 @@ def main_job(args, train):
     if accelerator.is_main_process and os.path.isfile(os.path.join(args.output_dir, "completions.jsonl")):
         page = rollouts_page(args.output_dir)
     t0 = time.time()
-    after, after_blind = held_out_eval(os.path.join(args.output_dir, "final"), args, test_path, accelerator)
+    after = held_out_eval(os.path.join(args.output_dir, "final"), args, test_path, accelerator)
     stages["eval_rl_s"] = round(time.time() - t0, 1)
     if accelerator.is_main_process:
         summary = {
             "algo": args.algo + ("+da" if args.da else ""),
             "seed": args.seed,
-            "sft_accuracy": before["overall"],
-            "rl_accuracy": after["overall"],
-            "sft_blind_accuracy": (before_blind or {}).get("overall"),
-            "rl_blind_accuracy": (after_blind or {}).get("overall"),
-            "sft": before,
-            "rl": after,
-            "sft_blind": before_blind,
-            "rl_blind": after_blind,
+            "sft_accuracy": before["eval_test"]["overall"],
+            "rl_accuracy": after["eval_test"]["overall"],
+            "sft_blind_accuracy": (before["eval_test_blind"] or {}).get("overall"),
+            "rl_blind_accuracy": (after["eval_test_blind"] or {}).get("overall"),
+            "sft_no_video_accuracy": before["eval_test_no_video"]["overall"],
+            "rl_no_video_accuracy": after["eval_test_no_video"]["overall"],
+            "sft": before["eval_test"],
+            "rl": after["eval_test"],
+            "sft_blind": before["eval_test_blind"],
+            "rl_blind": after["eval_test_blind"],
+            "sft_no_video": before["eval_test_no_video"],
+            "rl_no_video": after["eval_test_no_video"],
             "wall_time_s": round(time.time() - t_start, 1),
             "stages": stages,
             "sft_checkpoint": sft_final,
@@ -399,7 +434,7 @@ def main_job(args, train):
         }
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
-        print(before_after_table(before, after, args, before_blind, after_blind))
+        print(before_after_table(before, after, args))
         print(
             f"wall time {summary['wall_time_s']} s ({stages}); summary: {os.path.join(args.output_dir, 'summary.json')}"
             + (f"; rollouts to look at: {page}" if page else "")
@@ -428,22 +463,25 @@ def main_job_sft_args(args):
     ).resolve()
 
 
+HELD_OUT_PASSES = ("eval_test", "eval_test_blind", "eval_test_no_video")  # own video, another's, none
+
+
 def held_out_eval(model_dir, args, test_path, accelerator):
-    """Greedy held-out evaluation of a saved model (main process; the others wait), with each record's
-    own video and with another record's (eval.py's --blind). Returns the two metrics dicts."""
-    metrics = None
+    """Greedy held-out evaluation of a saved model (main process; the others wait): with each record's own
+    video, with another record's (eval.py's --blind) and with none (--no_video). Returns {pass: metrics} for
+    HELD_OUT_PASSES (the blind pass None when the split cannot be blinded); the other processes get Nones."""
+    metrics = dict.fromkeys(HELD_OUT_PASSES)
     if accelerator.is_main_process:
         model, processor = model_lib.load(model_dir, device=accelerator.device)
         everything, _ = data.load_records(test_path)
         records = everything[: args.eval_limit] if args.eval_limit else everything
         size = processor.video_processor.size
+        passes = [("eval_test", {}), ("eval_test_no_video", {"no_video": True})]
         try:
-            donors = blind_donors(records, pool=everything)
+            passes.insert(1, ("eval_test_blind", {"donors": blind_donors(records, pool=everything)}))
         except ValueError as e:  # e.g. a test split with a single image: it has no other image to be shown
             print(f"no blind evaluation: {e}", file=sys.stderr)
-            donors = None
-        metrics = {"eval_test": None, "eval_test_blind": None}
-        for name, shown in [("eval_test", None)] + ([("eval_test_blind", donors)] if donors is not None else []):
+        for name, how in passes:
             results, errors = evaluate(
                 model,
                 processor,
@@ -453,7 +491,7 @@ def held_out_eval(model_dir, args, test_path, accelerator):
                 max_pixels=size["longest_edge"],
                 max_new_tokens=args.max_completion_length,
                 batch_size=16,
-                donors=shown,
+                **how,
             )
             metrics[name] = summarize(results, len(errors))
             write_json(
@@ -461,12 +499,15 @@ def held_out_eval(model_dir, args, test_path, accelerator):
                 {"model": model_dir, "eval_limit": args.eval_limit, "results": results, "metrics": metrics[name]},
             )
     accelerator.wait_for_everyone()
-    return (metrics["eval_test"], metrics["eval_test_blind"]) if metrics else (None, None)
+    return metrics
 
 
-def before_after_table(before, after, args, before_blind, after_blind):
-    """Markdown: held-out scores of the SFT start and the RL model, overall, by kind and family, and
-    overall with another record's video (a model that scores as well blind does not use its input)."""
+def before_after_table(before, after, args):
+    """Markdown: held-out scores of the SFT start and the RL model ({pass: metrics} of held_out_eval), overall,
+    by kind and family, and overall with another record's video and with none (a model that scores as well
+    blind does not use its input; the text-only row is what the questions alone give away)."""
+    others = {"eval_test_blind": "another record's video (blind)", "eval_test_no_video": "no video (text only)"}
+    before, after, passes = before["eval_test"], after["eval_test"], (before, after)
     rows = [
         ("overall (score)", "overall"),
         ("accuracy (non-regression)", "accuracy"),
@@ -483,8 +524,9 @@ def before_after_table(before, after, args, before_blind, after_blind):
         "|---|---|---|",
     ]
     lines += [f"| {name} | {fmt(before.get(key))} | {fmt(after.get(key))} |" for name, key in rows]
-    blind = fmt((before_blind or {}).get("overall")), fmt((after_blind or {}).get("overall"))
-    lines.append(f"| overall, another record's video (blind) | {blind[0]} | {blind[1]} |")
+    for name, said in others.items():
+        b, a = (fmt((p.get(name) or {}).get("overall")) for p in passes)
+        lines.append(f"| overall, {said} | {b} | {a} |")
     for family in before.get("by_question_family", {}):
         b, a = before["by_question_family"][family], after["by_question_family"].get(family, {})
         lines.append(f"| family: {family} (n={b['n']}) | {fmt(b['score'])} | {fmt(a.get('score'))} |")
@@ -744,6 +786,18 @@ def view(path):
     return eval_page(path)
 
 
+def at_least(low):
+    """An argparse type: an int >= low, else a one-line usage error."""
+
+    def parse(text):
+        value = int(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value}: must be at least {low}")
+        return value
+
+    return parse
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -753,28 +807,28 @@ def main(argv=None):
     r.add_argument("--model", required=True, help="hub id or folder (a run's final/ works)")
     r.add_argument("--data", nargs="+", required=True, help="Video-R1-format JSON/JSONL files")
     r.add_argument("--out", required=True, help="folder for one <name>.json per input")
-    r.add_argument("--batch_size", type=int, default=8, help="prompts per generate call")
+    r.add_argument("--batch_size", type=at_least(1), default=8, help="prompts per generate call")
     r.add_argument(
         "--num_frames",
-        type=int,
+        type=at_least(2),
         default=None,
         help="frames per video; default: what train.py trained the model with "
         "(args.json in the model folder or the run folder above it), else 16 (the papers; the tiny model: 4)",
     )
     r.add_argument(
         "--min_pixels",
-        type=int,
+        type=at_least(0),
         default=None,
         help="min pixels per frame; default: as --num_frames (else the processor's); 0: the processor's",
     )
     r.add_argument(
         "--max_pixels",
-        type=int,
+        type=at_least(0),
         default=None,
         help="max pixels per frame; default: as --num_frames (else 128*28*28, Video-R1; "
         "the tiny model: its processor's); 0: the processor's",
     )
-    r.add_argument("--max_new_tokens", type=int, default=1024, help="tokens to generate per answer")
+    r.add_argument("--max_new_tokens", type=at_least(1), default=1024, help="tokens to generate per answer")
     r.add_argument(
         "--shuffled", action="store_true", help="permute every video's frames (seeded): ordered-vs-shuffled gap"
     )
@@ -782,6 +836,11 @@ def main(argv=None):
         "--blind",
         action="store_true",
         help="ask every question about another record's visual (same family): does the model use what it sees?",
+    )
+    r.add_argument(
+        "--no_video",
+        action="store_true",
+        help="ask every question without its video or image (text only): how much does the text alone answer?",
     )
     r.add_argument(
         "--sample", action="store_true", help="sample (temperature 1, top-p 0.95) instead of greedy decoding"

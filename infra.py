@@ -121,6 +121,7 @@ class Run:
     data_path: str
     min_pixels: int  # the processor's pixel budget per frame
     max_pixels: int
+    context: int  # the model's context in tokens: prompts that do not fit are refused (data.check_prompt_length)
     metrics_path: str = ""
     bar: tqdm = None
 
@@ -172,6 +173,7 @@ def setup(args):
         data_path,
         budget["shortest_edge"],
         budget["longest_edge"],
+        model_lib.context_length(model),
     )
 
 
@@ -423,7 +425,7 @@ class TrainState:
     the step, the data position, DA's reward window, and counters.
 
     Every field is the same on every process, so the main process's copy in a checkpoint resumes all of
-    them exactly (accelerate saves registered objects from the main process only). DA's window is global
+    them exactly (the main process writes it to each checkpoint as train_state.json). DA's window is global
     for that reason: after each micro-batch every process gathers the mean rewards of all processes'
     groups (in data order), as DeepVideo-R1's "the last W samples" reads, rather than W samples of its own
     shard. `skipped` counts the unreadable samples of all processes likewise.
@@ -525,6 +527,7 @@ def next_prompts(run, state, records, args):
         generator = torch.Generator().manual_seed(hash((args.seed, position)) % 2**63)
         try:
             visual = data.load_visual(record, args.num_frames, run.min_pixels, run.max_pixels)
+            data.check_prompt_length(run.processor, record, visual, run.context, args.max_completion_length)
         except data.SampleError as e:
             if args.strict_data:
                 raise
@@ -621,22 +624,36 @@ def _zero3_gathered(engine):
 # 5. Checkpoints, resume, the final model
 
 
+STATE_FILE = "train_state.json"  # TrainState as JSON: resuming reads numbers, it never unpickles (runs no code)
+# flags a resumed run may change: how long it runs and what it logs; any other must be the checkpoint's
+# (and where: a checkpoint copied into a new folder resumes there)
+RESUME_MAY_CHANGE = {"max_steps", "save_steps", "resume", "report_to", "log_completions_steps", "output_dir"}
+RESUME_MAY_CHANGE |= {"strict_data", "eval_limit"}
+
+
 def start_or_resume(run, state, args):
-    """Register the training state for checkpoints; with --resume load the latest checkpoint-N/ (and drop the
-    metrics the killed run logged after it), else start the run's logs afresh; write args.json; start the
-    trackers and the progress bar."""
+    """With --resume load the latest checkpoint-N/ (refusing one made with other settings) and drop the metrics
+    the killed run logged after it; without it refuse a folder that holds an earlier run's checkpoints, else
+    start the run's logs afresh; write args.json; start the trackers and the progress bar."""
     accelerator = run.accelerator
-    accelerator.register_for_checkpointing(state)
     run.metrics_path = os.path.join(args.output_dir, "metrics.jsonl")
     logs = [run.metrics_path, os.path.join(args.output_dir, "completions.jsonl")]
-    if args.resume and (ckpt := latest_checkpoint(args.output_dir)):
-        accelerator.load_state(ckpt)
+    ckpt = latest_checkpoint(args.output_dir)
+    if args.resume and ckpt:
+        check_resumable(ckpt, args, accelerator.process_index)
+        accelerator.load_state(ckpt)  # model, optimizer, scheduler, RNG (accelerate loads these weights-only)
+        state.load_state_dict(json.load(open(os.path.join(ckpt, STATE_FILE))))
         if accelerator.is_main_process:
             print(f"resumed from {ckpt} at step {state.step}")
             for path in logs:  # drop lines logged after that checkpoint by the killed run
                 if os.path.exists(path):
-                    lines = [line for line in open(path) if json.loads(line)["step"] <= state.step]
-                    open(path, "w").writelines(lines)
+                    kept = logged_until(path, state.step)  # read before the file is opened for writing
+                    open(path, "w").writelines(kept)
+    elif ckpt:
+        raise SystemExit(
+            f"{args.output_dir} holds {os.path.basename(ckpt)} of an earlier run: --resume continues it; another "
+            "--output_dir (or deleting the folder) starts afresh"
+        )
     elif accelerator.is_main_process:
         for path in logs:
             if os.path.exists(path):
@@ -649,6 +666,49 @@ def start_or_resume(run, state, args):
     run.bar = tqdm(total=args.max_steps, initial=state.step, desc=args.algo, disable=disable)
 
 
+def check_resumable(ckpt, args, process_index=0):
+    """Stop before resuming a checkpoint that another configuration wrote (args.json would then misstate what
+    ran), one without its training state as JSON, and warn when this process's RNG state is missing."""
+    if not os.path.isfile(os.path.join(ckpt, STATE_FILE)):
+        pickled = os.path.isfile(os.path.join(ckpt, "custom_checkpoint_0.pkl"))
+        raise SystemExit(
+            f"{ckpt}: no {STATE_FILE}"
+            + (" (written by an earlier version as a pickle, which resuming would have to unpickle)" if pickled else "")
+            + "; it cannot be resumed: start afresh in another --output_dir"
+        )
+    saved_path = os.path.join(ckpt, "args.json")
+    saved = json.load(open(saved_path)) if os.path.isfile(saved_path) else {}
+    now = json.loads(json.dumps(asdict(args)))
+    changed = [k for k in now if k not in RESUME_MAY_CHANGE and k in saved and saved[k] != now[k]]
+    if changed:
+        diff = ", ".join(f"--{k} {saved[k]!r} there, {now[k]!r} now" for k in changed)
+        raise SystemExit(f"{ckpt} was written with other settings ({diff}): resume with the run's own flags")
+    if not os.path.isfile(os.path.join(ckpt, f"random_states_{process_index}.pkl")):
+        print(
+            f"warning: {ckpt} has no random_states_{process_index}.pkl: the run resumes with fresh random "
+            "numbers, not exactly where it stopped",
+            file=sys.stderr,
+        )
+
+
+def logged_until(path, step):
+    """The lines of a metrics or completions log up to `step`. A last line cut by the kill is dropped (it was
+    being written after the checkpoint); any other line that is not JSON stops the run, naming it."""
+    lines = open(path).readlines()
+    kept = []
+    for i, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines):
+                print(f"warning: {path} line {i} was cut off by the kill; dropped", file=sys.stderr)
+                break
+            raise SystemExit(f"{path} line {i} is not JSON ({e}): repair or delete that line, then resume") from None
+        if row["step"] <= step:
+            kept.append(line)
+    return kept
+
+
 def latest_checkpoint(output_dir):
     if not os.path.isdir(output_dir):
         return None
@@ -657,10 +717,10 @@ def latest_checkpoint(output_dir):
     return os.path.join(output_dir, f"checkpoint-{max(steps)}") if steps else None
 
 
-def save_checkpoint(accelerator, args, step):
-    """accelerate's save_state (model, optimizer, scheduler, RNG of every process, TrainState) into a
-    temporary folder, renamed into place once complete, so a kill never leaves half a checkpoint."""
-    final = os.path.join(args.output_dir, f"checkpoint-{step}")
+def save_checkpoint(accelerator, args, state):
+    """accelerate's save_state (model, optimizer, scheduler, RNG of every process) and the TrainState as JSON
+    into a temporary folder, renamed into place once complete, so a kill never leaves half a checkpoint."""
+    final = os.path.join(args.output_dir, f"checkpoint-{state.step}")
     tmp = final + ".tmp"
     if accelerator.is_main_process and os.path.exists(tmp):
         shutil.rmtree(tmp)
@@ -669,6 +729,8 @@ def save_checkpoint(accelerator, args, step):
     if accelerator.is_main_process:
         with open(os.path.join(tmp, "args.json"), "w") as f:
             json.dump(asdict(args), f, indent=1)
+        with open(os.path.join(tmp, STATE_FILE), "w") as f:
+            json.dump(state.state_dict(), f)
         if os.path.exists(final):  # an older run's checkpoint of the same step
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -700,7 +762,7 @@ def save_final(accelerator, policy, processor, args, peft_model=None):
 def finish(run, policy, state, args):
     """The last checkpoint, the final model, the trackers closed."""
     run.bar.close()
-    save_checkpoint(run.accelerator, args, state.step)
+    save_checkpoint(run.accelerator, args, state)
     save_final(run.accelerator, policy, run.processor, args, run.peft_model)
     run.accelerator.end_training()
 
@@ -727,7 +789,7 @@ def end_step(run, state, metrics, micro, args):
     run.bar.set_postfix(shown)
     run.bar.update(1)
     if args.save_steps and state.step % args.save_steps == 0 and state.step < args.max_steps:
-        save_checkpoint(accelerator, args, state.step)
+        save_checkpoint(accelerator, args, state)
 
 
 def step_metrics(micro, loss, loss_metrics, grad_norm, scheduler, timing, t_step, args, state):
@@ -820,6 +882,25 @@ def parse_dataclass(cls, argv, description):
         else:
             parser.add_argument(f"--{f.name}", type=f.type, default=f.default, help=help, choices=choices)
     return cls(**vars(parser.parse_args(argv)))
+
+
+def check_numbers(args):
+    """One-line errors for numbers no run can use (after the defaults are filled: 0 / -1 mean "default")."""
+    at_least_1 = ["batch_size", "max_steps", "grad_accum", "num_generations", "num_iterations", "minibatches"]
+    at_least_1 += ["max_completion_length", "num_frames", "num_shuffled", "da_window", "logprob_chunk"]
+    at_least_1 += ["sft_steps", "sft_batch_size", "synth_train", "synth_test"]
+    at_least_0 = ["beta", "weight_decay", "max_grad_norm", "warmup_steps", "save_steps", "eval_limit", "lora_r"]
+    at_least_0 += ["min_pixels", "max_pixels", "omega", "da_noise_scale", "da_noise_max", "da_hint_scale"]
+    for name in at_least_1:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} {getattr(args, name)}: must be at least 1")
+    for name in at_least_0:
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} {getattr(args, name)}: must be at least 0")
+    if not (args.learning_rate > 0 and args.temperature > 0 and 0 < args.top_p <= 1):
+        raise ValueError("--learning_rate and --temperature must be above 0, --top_p in (0, 1]")
+    if not 0 <= args.synth_afterthoughts <= 1 or args.l_min > args.l_max:
+        raise ValueError("--synth_afterthoughts must be a share in [0, 1] and --l_min at most --l_max")
 
 
 def is_tiny(model):

@@ -835,6 +835,14 @@ def group_logprobs(model, prompt, completion_ids, chunk_size=256):
     return batch_logprobs(model, [(prompt, completion_ids)], chunk_size)
 
 
+def context_length(model):
+    """The longest sequence (prompt and completion) the model's positions cover: max_position_embeddings of its
+    language model (128,000 for Qwen2.5-VL-3B, TINY_MAX_POSITIONS for the tiny one)."""
+    config = model.config
+    text = getattr(config, "text_config", None) or config
+    return int(text.max_position_embeddings)
+
+
 class LogProbs(nn.Module):
     """The policy as the training loop sees it: forward(groups) -> per-token log-probs [N, T].
 

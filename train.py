@@ -178,6 +178,7 @@ class Args:
             sft = self.algo == "sft"
             self.learning_rate = (1e-3 if sft else 1e-4) if tiny else (1e-5 if sft else 1e-6)
         self.output_dir = self.output_dir or f"runs/{self.algo}{'-da' if self.da else ''}-seed{self.seed}"
+        infra.check_numbers(self)  # one-line errors for numbers no run can use
         if self.num_frames % 2:
             raise ValueError("--num_frames must be even: Qwen2.5-VL merges frames in pairs (temporal patch 2)")
         if self.algo != "sft" and self.num_generations < 2:
@@ -780,7 +781,10 @@ def train(args):
 
 def main(argv=None):
     infra.set_cpu_threads()  # `accelerate launch` without --cpu on a machine without a GPU gives 1 thread
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except ValueError as e:  # a flag out of range: one line, not a traceback
+        raise SystemExit(f"train.py: error: {e}") from None
     infra.check_inputs(args)
     if args.algo != "sft" and not args.model and not args.data:
         evaluation.main_job(args, train)  # the tiny model on the synthetic benchmark: SFT, RL, evaluations

@@ -105,6 +105,37 @@ def test_run_on_the_tiny_model_and_resume(tiny_dir, synth_dir, tmp_path):
     _check_eval_page(tmp_path / "out" / "small.json", first)
 
 
+def test_run_keeps_duplicate_ids_refuses_another_runs_results_and_answers_without_video(tiny_dir, synth_dir, tmp_path):
+    """Two records sharing a problem_id are two results (a second run once cut 6 rows to 1); a results file is
+    continued only by a run on the same data file (by hash), model and settings (two test.json files were once
+    merged, n 8 -> 13); --no_video asks the questions alone."""
+    records = json.load(open(os.path.join(synth_dir, "test.json")))[:3]
+    for r in records:
+        r["path"] = os.path.join(synth_dir, r["path"])
+    records.append(dict(records[1]))  # the same problem_id twice
+    first, second = tmp_path / "a" / "test.json", tmp_path / "b" / "test.json"
+    for path, rows in ((first, records), (second, records[:2])):
+        os.makedirs(path.parent)
+        path.write_text(json.dumps(rows))
+
+    def run(data_path, *extra):
+        cmd = ["eval.py", "run", "--model", str(tiny_dir), "--data", str(data_path), "--out", str(tmp_path / "out")]
+        cmd += ["--num_frames", "4", "--batch_size", "4", "--no_video", *extra]
+        return subprocess.run([sys.executable, *cmd], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+
+    out = run(first, "--max_new_tokens", "4")
+    assert out.returncode == 0 and f"duplicate problem_id {records[1]['problem_id']}" in out.stderr, out.stderr
+    saved = json.load(open(tmp_path / "out" / "test_no_video.json"))
+    assert len(saved["results"]) == 4 and saved["metrics"]["n"] == 4 and saved["decoding"]["no_video"] is True
+    assert "4 records already scored" in run(first, "--max_new_tokens", "4").stdout
+    for data_path, tokens, differ in ((second, "4", "data, data_sha256"), (first, "5", "decoding")):
+        out = run(data_path, "--max_new_tokens", tokens)
+        assert out.returncode == 1 and f"holds results of another run ({differ} differ" in out.stderr, out.stderr
+    assert (
+        json.load(open(tmp_path / "out" / "test_no_video.json"))["results"] == saved["results"]
+    )  # none merged or lost
+
+
 def _check_eval_page(results_path, saved):
     """`eval.py view EVAL.json`: one block per record with its family and right/wrong for the filters, its answer,
     and the frames it was evaluated on as decodable thumbnails (4 per video, 1 per image)."""

@@ -249,6 +249,24 @@ def test_logp_gap_is_rounding_on_policy_and_jumps_when_only_the_sampler_changes(
     assert gaps[1.0] < 1e-4 and gaps[0.5] > 0.1, gaps
 
 
+def test_a_prompt_longer_than_the_context_is_refused_naming_the_record(setup):
+    """A 1 MB question once became a 125k-token prompt (the tiny model's context: 4,096) and took 16 GB before
+    anything was said: check_prompt_length counts text and visual tokens first and names the record and file."""
+    policy, processor, _, video, _, budget = setup
+    visual = data.load_visual(video, 4, *budget)
+    limit = M.context_length(policy)
+    assert limit == M.TINY_MAX_POSITIONS
+    fits = data.check_prompt_length(processor, video, visual, limit, 64)
+    _, inputs = _inputs(processor, video, budget, num_frames=4)
+    assert fits == inputs["input_ids"].shape[1]  # the count is the processor's own
+    huge = dict(video, problem=video["problem"] + " why" * 200_000, _file="big.json")
+    with pytest.raises(data.SampleError, match=rf"problem_id={huge['problem_id']} file=big.json: a prompt of \d+ text"):
+        data.check_prompt_length(processor, huge, visual, limit, 64)
+    with pytest.raises(data.SampleError, match=f"exceeds the model's {fits + 63}-token context"):
+        data.check_prompt_length(processor, video, visual, fits + 63, 64)  # one new token too many
+    assert data.check_prompt_length(processor, video, visual, fits + 64, 64) == fits
+
+
 def test_rollouts_never_sample_vision_placeholders(setup):
     """Even when the model prefers <|image_pad|> / <|video_pad|> / <|vision_start|> above everything else,
     sample_group never emits them (the log-prob pass would look for a picture that is not there)."""

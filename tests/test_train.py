@@ -1,8 +1,10 @@
 """train.py end to end on the tiny model: every --algo (and --da) through `accelerate launch`, and a run killed
 with SIGKILL then resumed ending with the same weights as an uninterrupted one."""
 
+import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -545,3 +547,107 @@ def test_bad_model_and_data_read_as_one_line(tiny_dir, tmp_path):
         lines = out.stderr.strip().splitlines()
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
         assert lines[-1].startswith("train.py: error: ") and message in lines[-1], lines[-1]
+
+
+# --- trusting a run folder: resume, numbers ----------------------------------------------------------------
+
+
+def _checkpoint(path, args, state=True, rng=True):
+    os.makedirs(path)
+    json.dump(dataclasses.asdict(args), open(path / "args.json", "w"))
+    if state:
+        json.dump(infra.TrainState(4).state_dict(), open(path / infra.STATE_FILE, "w"))
+    if rng:
+        (path / "random_states_0.pkl").write_bytes(b"")
+    return str(path)
+
+
+def test_resume_refuses_other_settings_a_pickled_state_and_warns_without_rng(tmp_path, capsys):
+    """A checkpoint resumes only with the flags that wrote it (a changed learning rate would run the old one
+    while args.json logs the new); the output folder and the run's length may change. A training state that
+    only a pickle holds is refused (unpickling it could run code); a missing RNG file is said out loud."""
+    base = ["--algo", "grpo", "--model", "unused", "--data", "a.json"]
+    ckpt = _checkpoint(tmp_path / "checkpoint-2", train.parse_args(base + ["--learning_rate", "0.5"]))
+    with pytest.raises(SystemExit, match=r"--learning_rate 0.5 there, 1e-06 now"):
+        infra.check_resumable(ckpt, train.parse_args(base))
+    with pytest.raises(SystemExit, match=r"--algo 'grpo' there, 't_grpo' now"):
+        infra.check_resumable(ckpt, train.parse_args(base[2:] + ["--algo", "t_grpo", "--learning_rate", "0.5"]))
+    same = train.parse_args(base + ["--learning_rate", "0.5", "--max_steps", "90", "--output_dir", "elsewhere"])
+    infra.check_resumable(ckpt, same)  # longer, in another folder: fine
+    assert capsys.readouterr().err == ""
+    pickled = _checkpoint(tmp_path / "old" / "checkpoint-2", same, state=False)
+    open(os.path.join(pickled, "custom_checkpoint_0.pkl"), "wb").close()
+    with pytest.raises(SystemExit, match="pickle"):
+        infra.check_resumable(pickled, same)
+    no_rng = _checkpoint(tmp_path / "rng" / "checkpoint-2", same, rng=False)
+    infra.check_resumable(no_rng, same)
+    assert "no random_states_0.pkl" in capsys.readouterr().err
+
+
+def test_resumed_logs_drop_a_cut_last_line_and_name_a_bad_one(tmp_path, capsys):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"ste')
+    assert infra.logged_until(str(path), 2) == ['{"step": 1}\n', '{"step": 2}\n']
+    assert "line 4 was cut off" in capsys.readouterr().err
+    path.write_text('{"step": 1}\nnot json\n{"step": 3}\n')
+    with pytest.raises(SystemExit, match=r"metrics.jsonl line 2 is not JSON"):
+        infra.logged_until(str(path), 2)
+
+
+def test_numbers_out_of_range_are_one_line_errors(tmp_path):
+    """--batch_size -1 once failed deep inside with `max() arg is an empty sequence`, --max_steps -1 trained
+    nothing and wrote final/, eval.py --batch_size -1 evaluated nothing and exited 0."""
+    for flags, said in (
+        (["--batch_size", "-1"], "--batch_size -1: must be at least 1"),
+        (["--max_steps", "-1"], "--max_steps -1: must be at least 1"),
+        (["--num_generations", "1"], "--num_generations must be >= 2"),
+        (["--top_p", "1.5"], "--top_p in (0, 1]"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(said)):
+            train.parse_args(flags)
+    out = subprocess.run(
+        [sys.executable, "train.py", "--batch_size", "-1", "--output_dir", str(tmp_path / "r")],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and out.stderr.strip() == "train.py: error: --batch_size -1: must be at least 1"
+    assert not os.path.exists(tmp_path / "r")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "eval.py",
+            "run",
+            "--model",
+            "m",
+            "--data",
+            "d.json",
+            "--out",
+            str(tmp_path),
+            "--batch_size",
+            "-1",
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "--batch_size: -1: must be at least 1" in out.stderr
+
+
+def test_training_into_a_folder_with_an_earlier_runs_checkpoint_refuses(warm, tmp_path):
+    """Without --resume, an output folder holding checkpoint-N of an earlier run is refused: starting afresh
+    there used to delete its metrics and keep the checkpoint, which a later --resume then picked up."""
+    out = tmp_path / "run"
+    os.makedirs(out / "checkpoint-3")
+    result = subprocess.run(
+        [sys.executable] + rl_args(warm, str(out), "grpo", "--max_steps", "1"),
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 1 and "holds checkpoint-3 of an earlier run: --resume continues it" in result.stderr
+    assert os.listdir(out) == ["checkpoint-3"]
