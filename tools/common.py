@@ -22,7 +22,7 @@ TRL_PIN = "trl==1.16.0"  # keep in step with requirements-bench.txt
 
 @dataclass
 class Sizes:
-    """What each comparison runs. `full` is the issue's setting; `quick` exercises the same code in seconds."""
+    """What each comparison runs. `full` is the measured setting; `quick` exercises the same code in seconds."""
 
     logprob_G: int = 8  # 1: completions in the log-prob pass
     logprob_T: int = 512  # 1: tokens per completion
