@@ -49,7 +49,7 @@ def test_configs_load_with_accelerate():
 
 def _data_position(run_dir, step):
     """The data position saved in a checkpoint: prompts consumed by all processes together."""
-    state = torch.load(os.path.join(run_dir, f"checkpoint-{step}", "custom_checkpoint_0.pkl"), weights_only=False)
+    state = json.load(open(os.path.join(run_dir, f"checkpoint-{step}", "train_state.json")))
     return state["position"]
 
 
@@ -199,7 +199,7 @@ def test_a_corrupt_video_read_by_process_1_never_hangs_two_processes(warm, tmp_p
     )
     m = metrics(out)
     assert [row["step"] for row in m] == [1, 2] and m[-1]["data/skipped"] == 1
-    state = torch.load(os.path.join(out, "checkpoint-2", "custom_checkpoint_0.pkl"), weights_only=False)
+    state = json.load(open(os.path.join(out, "checkpoint-2", "train_state.json")))
     assert state["taken"] == [2, 3] and state["position"] == 5  # process 1 read one further than it trained on
 
 
