@@ -158,6 +158,7 @@ def evaluate(
     todo = [r for r in records if _result_key(r) not in done]
     results, errors = list(done.values()), []
     bar = tqdm(total=len(records), initial=len(done), desc="eval", disable=not progress, file=sys.stderr)
+    context = model_lib.context_length(model)
     model.eval()
     for start in range(0, len(todo), batch_size):
         batch, visuals = [], []
@@ -166,7 +167,7 @@ def evaluate(
                 visual = None
                 if not no_video:
                     visual = data.load_visual(donors.get(_key(record), record), num_frames, min_pixels, max_pixels)
-                data.check_prompt_length(processor, record, visual, model_lib.context_length(model), max_new_tokens)
+                data.check_prompt_length(processor, record, visual, context, max_new_tokens)
             except data.SampleError as e:
                 errors.append(e)
                 shown_for = f" (the visual shown to {_key(record)})" if _key(record) in donors else ""
@@ -309,10 +310,11 @@ def run(args):
         out_path = os.path.join(args.out, name + ".json")
         # what a results file must share with this run to be continued by it
         made_by = {"model": args.model, "data": path, "data_sha256": file_sha256(path), "settings": settings}
-        made_by["decoding"] = {k: getattr(args, k) for k in ("max_new_tokens", "sample", "seed", "shuffled", "blind")}
-        made_by["decoding"]["no_video"] = args.no_video
-        duplicates = sorted({k for k, n in Counter(str(r.get("problem_id")) for r in records).items() if n > 1})
-        if duplicates and "problem_id" in records[0]:
+        decoding = ("max_new_tokens", "sample", "seed", "shuffled", "blind", "no_video")
+        made_by["decoding"] = {k: getattr(args, k) for k in decoding}
+        ids = Counter(str(r["problem_id"]) for r in records if "problem_id" in r)
+        duplicates = sorted(k for k, n in ids.items() if n > 1)
+        if duplicates:
             print(
                 f"{path}: duplicate problem_id {', '.join(duplicates[:5])}: each record is kept and scored, "
                 "keyed by its position too",
