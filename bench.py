@@ -15,7 +15,7 @@ nothing (like nanoGPT's bench.py).
 The comparisons, each measured in the same run on the same machine:
   1. log-prob pass peak memory: model.py's chunked pass (what train.py trains with) vs the naive
      full-vocabulary fp32 log-softmax, forward + backward, G = 8 completions of 512 tokens, V = 151,936;
-  2. rollout time: train.py's sample_group + score_group vs a bare sampling model.generate;
+  2. rollout time: train.py's sample_groups + score_group vs a bare sampling model.generate;
   3. step time (rollout, reference log-probs, loss, backward, optimizer step) at G = 4 and G = 16;
   4. one GRPO step on image prompts against TRL's GRPOTrainer (pip install -r requirements-bench.txt).
 

@@ -10,7 +10,7 @@ data; none of it changes what an algorithm computes:
   4. sharded weights whole for generation (FSDP2, DeepSpeed ZeRO-3)
   5. checkpoints, resume, the final model
   6. logging: metrics.jsonl, trackers, completions.jsonl, the progress bar
-  7. the command line: input checks, CPU threads under `accelerate launch`
+  7. the command line: the defaults filled in, input checks, CPU threads under `accelerate launch`
 """
 
 import argparse
@@ -355,10 +355,12 @@ def seed_everything(seed):
     torch.manual_seed(seed)
 
 
-def grad_norm(policy):
-    """The global gradient norm, when --max_grad_norm 0 turns clipping (which computes it) off."""
+def clip_gradients(accelerator, policy, args):
+    """Clip by global norm to --max_grad_norm (0: no clipping); returns the norm before clipping, a float."""
+    if args.max_grad_norm > 0:
+        return float(accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm))
     norms = [p.grad.norm() for p in policy.parameters() if p.grad is not None]
-    return torch.stack(norms).norm() if norms else torch.tensor(0.0)
+    return float(torch.stack(norms).norm()) if norms else 0.0
 
 
 def optimizer_step(accelerator, optimizer, loss, grad_norm, state):
@@ -884,6 +886,59 @@ def parse_dataclass(cls, argv, description):
     return cls(**vars(parser.parse_args(argv)))
 
 
+def resolve_defaults(args):
+    """train.Args with its 'auto' values (0 / -1 / empty) filled, once, so that the saved config says what actually
+    ran: each field's help says what its 0 means. The reasons are in the comments here, the README's settings
+    table and docs/EXPERIMENTS.md."""
+    tiny = args.tiny  # reads the model's config.json: once
+    args.beta = (0.1 if args.algo == "reg_grpo" else 0.04) if args.beta < 0 else args.beta
+    args.freeze_vision = args.algo != "sft" if args.freeze_vision is None else args.freeze_vision
+    if args.algo == "sft":
+        args.beta, args.da = 0.0, False
+    args.max_completion_length = args.max_completion_length or (64 if tiny else 768)
+    args.num_frames = args.num_frames or (data.TINY_NUM_FRAMES if tiny else data.PAPER_NUM_FRAMES)
+    args.max_pixels = args.max_pixels or (0 if tiny else data.PAPER_MAX_PIXELS)
+    # The tiny model's RL budget on a CPU: 8 prompts x G = 4 a step rather than 1 x 8 (the same cost; with
+    # 1 or 4 prompts held-out accuracy fell), 60 steps with the vision encoder frozen (docs/EXPERIMENTS.md)
+    args.max_steps = args.max_steps or (60 if tiny else 50)
+    args.batch_size = args.batch_size or (8 if tiny else 1)
+    args.num_generations = args.num_generations or (4 if tiny else 8)
+    args.num_shuffled = args.num_shuffled or max(1, args.num_generations // 2)
+    # Video-R1's optimiser (run_grpo_video.sh) for real checkpoints; the tiny model keeps what its main
+    # job was measured with (docs/EXPERIMENTS.md): a constant rate, no weight decay, clipping at 1
+    args.weight_decay = (0.0 if tiny else 0.01) if args.weight_decay < 0 else args.weight_decay
+    args.lr_schedule = args.lr_schedule or ("constant" if tiny else "cosine")
+    args.max_grad_norm = (1.0 if tiny else 5.0) if args.max_grad_norm < 0 else args.max_grad_norm
+    # The length reward is part of the reward every RL row is trained on, so that rows differ only in their
+    # mechanism (Video-R1's GRPO and T-GRPO runs differ only in --temporal; DeepVideo-R1 states none: use
+    # --no-length_bonus). The tiny model's window is Video-R1's scaled from 768 to 64 tokens (0.42-0.67 of
+    # the limit); its SFT reasoning ends with afterthoughts of 0-13 tokens: its completions run 16-35 tokens
+    args.length_bonus = args.algo != "sft" if args.length_bonus is None else args.length_bonus
+    args.l_min, args.l_max = args.l_min or (27 if tiny else 320), args.l_max or (43 if tiny else 512)
+    # Reg-GRPO's regression acts only once rho != 0: two updates per rollout batch, each on half its
+    # groups, so that the second is off-policy (no extra forward: a quarter more step time, not double)
+    args.minibatches = args.minibatches or (2 if args.algo == "reg_grpo" else 1)
+    args.grad_accum = args.grad_accum or (2 if args.algo == "reg_grpo" and not tiny else 1)
+    if args.algo == "sft":
+        args.minibatches = 1
+    groups_split = args.batch_size % args.minibatches == 0 or args.grad_accum % args.minibatches == 0
+    if not groups_split:
+        raise ValueError(
+            f"--minibatches {args.minibatches} must divide --batch_size or --grad_accum (Reg-GRPO's regression "
+            "needs a second update on the same rollouts; --minibatches 1 runs it as a scaled REINFORCE)"
+        )
+    if not args.learning_rate:
+        sft = args.algo == "sft"
+        args.learning_rate = (1e-3 if sft else 1e-4) if tiny else (1e-5 if sft else 1e-6)
+    args.output_dir = args.output_dir or f"runs/{args.algo}{'-da' if args.da else ''}-seed{args.seed}"
+    check_numbers(args)  # one-line errors for numbers no run can use
+    if args.num_frames % 2:
+        raise ValueError("--num_frames must be even: Qwen2.5-VL merges frames in pairs (temporal patch 2)")
+    if args.algo != "sft" and args.num_generations < 2:
+        raise ValueError("--num_generations must be >= 2: group advantages need a group")
+    return args
+
+
 def check_numbers(args):
     """One-line errors for numbers no run can use (after the defaults are filled: 0 / -1 mean "default")."""
     at_least_1 = ["batch_size", "max_steps", "grad_accum", "num_generations", "num_iterations", "minibatches"]
@@ -943,6 +998,18 @@ def set_cpu_threads():
             f"{threads} threads, as `accelerate launch --cpu` would (--cpu --num_cpu_threads_per_process N chooses)",
             file=sys.stderr,
         )
+
+
+def command_line(parse_args, argv=None):
+    """train.py's command line: CPU threads set (set_cpu_threads), the flags parsed and resolved, --model and
+    --data checked before anything loads; a value no run can use ends the program with one line."""
+    set_cpu_threads()  # `accelerate launch` without --cpu on a machine without a GPU gives 1 thread
+    try:
+        args = parse_args(argv)
+    except ValueError as e:  # a flag out of range: one line, not a traceback
+        raise SystemExit(f"train.py: error: {e}") from None
+    check_inputs(args)
+    return args
 
 
 def usage_error(message):

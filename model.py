@@ -650,7 +650,7 @@ class NucleusSampler(NucleusFilter):
     over all 151,936 probabilities, whose CPU kernel makes one exponential random number per entry, about
     10 ms per row and token, half of a tiny model's rollout time (measured with torch.profiler); here the
     draw is over the `k` most likely tokens when they hold the nucleus, and over the whole row only when
-    they do not. Greedy generation has no num_return_sequences: see `shared_visual_inputs`.
+    they do not. Greedy generation has no num_return_sequences: see `stacked_prompts`.
 
     Finished rows (an end-of-turn token after position `prompt_length`, eos_ids) still take part in every
     draw, because generate() draws for them and throws the token away, and the random numbers a draw
@@ -767,9 +767,36 @@ def stacked_prompts(model, prompts, copies):
     return inputs
 
 
-def shared_visual_inputs(model, prompt, copies):
-    """generate() keyword arguments for `copies` rows of one prompt (see stacked_prompts)."""
-    return stacked_prompts(model, [prompt], [copies])
+def completion_mask(ids, eos_ids):
+    """True up to and including the first end-of-turn token of each row of ids [N, T]."""
+    is_eos = torch.isin(ids, eos_ids).long()  # [N, T]
+    return (is_eos.cumsum(1) - is_eos) == 0  # [N, T] no eos strictly before this position
+
+
+@torch.no_grad()
+def sample(model, prompts, counts, temperature, top_p, max_new_tokens):
+    """counts[i] completions of each prompt (processor outputs) from ONE generate call: each picture encoded
+    once (stacked_prompts), NucleusSampler drawing every token (generate itself runs greedy), none of the
+    checkpoint's penalties (own_generation_config), no vision placeholder sampled. Rows that finished are
+    padded until the longest is done. Returns ids [N, T], the completion mask [N, T] (up to and including the
+    first end of turn) and each drawn token's log-prob under the sampler [N, T], N = sum(counts)."""
+    was_training = model.training
+    model.eval()
+    inputs = stacked_prompts(model, prompts, counts)
+    eos = model.generation_config.eos_token_id
+    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=model.device)
+    prompt_length = inputs["input_ids"].shape[1]
+    # temperature + top-p, drawn without the full-vocabulary multinomial and without sorting finished rows
+    sampler = NucleusSampler(temperature, top_p, prompt_length=prompt_length, eos_ids=eos_ids)
+    # synced_gpus=False: the weights are whole here (infra.gathered_for_generation), no lockstep with other processes
+    settings = dict(do_sample=False, use_cache=True, synced_gpus=False, max_new_tokens=max_new_tokens)
+    with own_generation_config(model):  # no penalty or top-k of the checkpoint's: the policy's samples
+        out = model.generate(
+            **inputs, **settings, logits_processor=[sampler], suppress_tokens=vision_placeholder_ids(model.config)
+        )
+    model.train(was_training)
+    ids = out[:, prompt_length:]  # [N, T]
+    return ids, completion_mask(ids, eos_ids), torch.stack(sampler.logps, 1)  # one sampler call per new token
 
 
 # -----------------------------------------------------------------------------

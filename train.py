@@ -16,8 +16,6 @@ the main job) is in infra.py, called in one line each; a first reading can skip 
 Shapes: B prompts, G completions per prompt, N = B*G sequences, T completion tokens, V vocabulary.
 """
 
-import math
-import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -136,54 +134,10 @@ class Args:
         return infra.is_tiny(self.model)
 
     def resolve(self):
-        """Fill the 'auto' values (0 / -1 / empty) once, so the saved config says what actually ran."""
-        tiny = self.tiny  # reads the model's config.json: once
-        self.beta = (0.1 if self.algo == "reg_grpo" else 0.04) if self.beta < 0 else self.beta
-        self.freeze_vision = self.algo != "sft" if self.freeze_vision is None else self.freeze_vision
-        if self.algo == "sft":
-            self.beta, self.da = 0.0, False
-        self.max_completion_length = self.max_completion_length or (64 if tiny else 768)
-        self.num_frames = self.num_frames or (data.TINY_NUM_FRAMES if tiny else data.PAPER_NUM_FRAMES)
-        self.max_pixels = self.max_pixels or (0 if tiny else data.PAPER_MAX_PIXELS)
-        # The tiny model's RL budget on a CPU: 8 prompts x G = 4 a step rather than 1 x 8 (the same cost; with
-        # 1 or 4 prompts held-out accuracy fell), 60 steps with the vision encoder frozen (docs/EXPERIMENTS.md)
-        self.max_steps = self.max_steps or (60 if tiny else 50)
-        self.batch_size = self.batch_size or (8 if tiny else 1)
-        self.num_generations = self.num_generations or (4 if tiny else 8)
-        self.num_shuffled = self.num_shuffled or max(1, self.num_generations // 2)
-        # Video-R1's optimiser (run_grpo_video.sh) for real checkpoints; the tiny model keeps what its main
-        # job was measured with (docs/EXPERIMENTS.md): a constant rate, no weight decay, clipping at 1
-        self.weight_decay = (0.0 if tiny else 0.01) if self.weight_decay < 0 else self.weight_decay
-        self.lr_schedule = self.lr_schedule or ("constant" if tiny else "cosine")
-        self.max_grad_norm = (1.0 if tiny else 5.0) if self.max_grad_norm < 0 else self.max_grad_norm
-        # The length reward is part of the reward every RL row is trained on, so that rows differ only in their
-        # mechanism (Video-R1's GRPO and T-GRPO runs differ only in --temporal; DeepVideo-R1 states none: use
-        # --no-length_bonus). The tiny model's window is Video-R1's scaled from 768 to 64 tokens (0.42-0.67 of
-        # the limit); its SFT reasoning ends with afterthoughts of 0-13 tokens: its completions run 16-35 tokens
-        self.length_bonus = self.algo != "sft" if self.length_bonus is None else self.length_bonus
-        self.l_min, self.l_max = self.l_min or (27 if tiny else 320), self.l_max or (43 if tiny else 512)
-        # Reg-GRPO's regression acts only once rho != 0: two updates per rollout batch, each on half its
-        # groups, so that the second is off-policy (no extra forward: a quarter more step time, not double)
-        self.minibatches = self.minibatches or (2 if self.algo == "reg_grpo" else 1)
-        self.grad_accum = self.grad_accum or (2 if self.algo == "reg_grpo" and not tiny else 1)
-        if self.algo == "sft":
-            self.minibatches = 1
-        groups_split = self.batch_size % self.minibatches == 0 or self.grad_accum % self.minibatches == 0
-        if not groups_split:
-            raise ValueError(
-                f"--minibatches {self.minibatches} must divide --batch_size or --grad_accum (Reg-GRPO's regression "
-                "needs a second update on the same rollouts; --minibatches 1 runs it as a scaled REINFORCE)"
-            )
-        if not self.learning_rate:
-            sft = self.algo == "sft"
-            self.learning_rate = (1e-3 if sft else 1e-4) if tiny else (1e-5 if sft else 1e-6)
-        self.output_dir = self.output_dir or f"runs/{self.algo}{'-da' if self.da else ''}-seed{self.seed}"
-        infra.check_numbers(self)  # one-line errors for numbers no run can use
-        if self.num_frames % 2:
-            raise ValueError("--num_frames must be even: Qwen2.5-VL merges frames in pairs (temporal patch 2)")
-        if self.algo != "sft" and self.num_generations < 2:
-            raise ValueError("--num_generations must be >= 2: group advantages need a group")
-        return self
+        """Fill the 'auto' values (0 / -1 / empty) once, so the saved config says what actually ran: the
+        papers' values for real checkpoints, the tiny model's, and what each --algo sets (infra.resolve_defaults).
+        """
+        return infra.resolve_defaults(self)
 
 
 def parse_args(argv=None):
@@ -430,55 +384,27 @@ def collect_rollouts(model, processor, prompts, reference, args, timing):
     return groups, stats
 
 
-def completion_mask(ids, eos_ids):
-    """True up to and including the first end-of-turn token of each row of ids [G, T]."""
-    is_eos = torch.isin(ids, eos_ids).long()  # [G, T]
-    return (is_eos.cumsum(1) - is_eos) == 0  # [G, T] no eos strictly before this position
-
-
 @torch.no_grad()
 def sample_groups(model, processor, items, n, args):
-    """n completions of each of several prompts from ONE batched generate call; items: (record, visual,
-    hint or None); n: one count for all, or one per item. Each picture is encoded once and its features
-    shared by its rows (model.stacked_prompts), second_per_grid_ts goes in exactly as the log-prob pass will use it, and
-    model.NucleusSampler draws each token (generate itself runs greedy). Rows of finished completions
-    are padded until the longest is done; each group keeps its own columns up to its longest completion."""
+    """n completions of each of several prompts from ONE batched generate call (model.sample: each picture
+    encoded once, second_per_grid_ts exactly as the log-prob pass will use it, model.NucleusSampler drawing
+    each token); items: (record, visual, hint or None); n: one count for all, or one per item. Each group
+    keeps its own columns up to its longest completion."""
     prompts = [
         data.processor_inputs(processor, [data.prompt_text(processor, record, hint)], [visual]).to(model.device)
         for record, visual, hint in items
     ]
-    was_training = model.training
-    model.eval()
     counts = [n] * len(prompts) if isinstance(n, int) else list(n)
-    inputs = model_lib.stacked_prompts(model, prompts, counts)
-    eos = model.generation_config.eos_token_id
-    eos_ids = torch.tensor(eos if isinstance(eos, list) else [eos], device=model.device)
-    prompt_length = inputs["input_ids"].shape[1]
-    # temperature + top-p, drawn without the full-vocabulary multinomial and without sorting finished rows
-    sampler = model_lib.NucleusSampler(args.temperature, args.top_p, prompt_length=prompt_length, eos_ids=eos_ids)
-    # synced_gpus=False: the weights are whole here (infra.gathered_for_generation), no lockstep with other processes
-    settings = dict(do_sample=False, use_cache=True, synced_gpus=False, max_new_tokens=args.max_completion_length)
-    suppress = model_lib.vision_placeholder_ids(model.config)
-    with model_lib.own_generation_config(model):  # no penalty or top-k of the checkpoint's: the policy's samples
-        out = model.generate(**inputs, **settings, logits_processor=[sampler], suppress_tokens=suppress)
-    model.train(was_training)
-    ids = out[:, prompt_length:]  # [len(items) * n, T]
-    mask = completion_mask(ids, eos_ids)  # [len(items) * n, T]
-    drawn = torch.stack(sampler.logps, 1)  # [len(items) * n, T]: one sampler call per new token
+    ids, mask, drawn = model_lib.sample(
+        model, prompts, counts, args.temperature, args.top_p, args.max_completion_length
+    )
     texts = processor.batch_decode(ids.masked_fill(~mask, processor.tokenizer.pad_token_id), skip_special_tokens=True)
     groups, starts = [], np.cumsum([0] + counts)
     for i, ((record, _, _), prompt) in enumerate(zip(items, prompts)):
         rows = slice(starts[i], starts[i + 1])
-        length = max(1, int(mask[rows].sum(1).max()))  # this group's longest completion
-        group = Group(record, prompt, ids[rows, :length], mask[rows, :length], texts[rows])
-        group.sampler_logp = drawn[rows, :length]
-        groups.append(group)
+        T = max(1, int(mask[rows].sum(1).max()))  # this group's longest completion
+        groups.append(Group(record, prompt, ids[rows, :T], mask[rows, :T], texts[rows], sampler_logp=drawn[rows, :T]))
     return groups
-
-
-def sample_group(model, processor, record, visual, n, args, hint=None):
-    """n completions of one prompt (see sample_groups)."""
-    return sample_groups(model, processor, [(record, visual, hint)], n, args)[0]
 
 
 def score_group(group, args):
@@ -503,12 +429,8 @@ def add_temporal_bonus(group, shuffled_group, args):
     scored, never trained on) measure p~; if the ordered group is at least mu times as accurate, its correct
     completions (accuracy > 0.1, as Video-R1's code) get +alpha. The shuffled group was sampled on the frames
     and hint this group was (DA's noisy frames or hint included), so that p and p~ compare the same question.
-
-    The bonus can change nothing: with std-normalised advantages, a group whose rewards take two values
-    (right or wrong, the format always 1) gets the same advantages with or without it, because adding
-    alpha to the correct ones is an affine map of the rewards (up to eps). It acts on groups of three or
-    more reward levels (graded answers, the length reward, varying format) or without the std
-    (--adv_norm none, rloo, reinforce); see rewards.temporal_bonus.
+    On a group of two reward levels the bonus is an affine map of the rewards and changes no std-normalised
+    advantage (rewards.temporal_bonus); the length reward makes the levels that it acts on.
     Returns (acc_ordered, acc_shuffled, bonus given, whether the bonus changed the group's advantages)."""
     bonus = rewards.temporal_bonus(group.accuracy, shuffled_group.accuracy, args.tgrpo_alpha, args.tgrpo_mu)
     p_shuffled = float(np.mean(shuffled_group.accuracy))
@@ -534,14 +456,6 @@ def bonus_changes_advantages(rewards_before, rewards_after, args):
 # group's mean before augmentation goes in after every micro-batch), da_plan decides, difficulty_augment re-samples.
 
 
-def reasoning_of(text):
-    """The text inside <think>...</think> (or before <answer> when the tag is missing)."""
-    start, end = text.find("<think>"), text.find("</think>")
-    if start != -1 and end > start:
-        return text[start + len("<think>") : end].strip()
-    return text.split("<answer>")[0].strip()
-
-
 def difficulty_augment(groups, shuffled, prompts, reference, model, processor, args, stats):
     """Difficulty-aware augmentation (DeepVideo-R1, Sec. 3.3) of one micro-batch, in place, in at most two
     generate calls. dR = reference - mean reward of a group (positive: harder than usual); da_plan decides.
@@ -549,7 +463,7 @@ def difficulty_augment(groups, shuffled, prompts, reference, model, processor, a
     Too easy (dR < -threshold): re-sample on frames with a fraction of their cells masked (or Gaussian noise),
     growing with |dR|: noise of std 0.5 x 255 barely moved the tiny model's accuracy, masking did.
     Too hard (dR > threshold): sample reasoning with the answer revealed (one call for all such groups), keep
-    the best-rewarded, and re-sample with its first words as a hint, cut before the answer (hint_of).
+    the best-rewarded, and re-sample with its first words as a hint, cut before the answer (data.hint_of).
     The re-sampled groups, and under T-GRPO their shuffled groups on the same frames and hint, are one call.
     An augmented group replaces its original only when its rewards differ (unless --da_all_groups): one
     without a spread teaches nothing either, and the original is the real question."""
@@ -557,18 +471,15 @@ def difficulty_augment(groups, shuffled, prompts, reference, model, processor, a
     d_rewards = [reference - g.rewards.mean().item() for g in groups]  # [B] dR of each group, before augmentation
     plans = [da_plan(d, args, bool(g.rewards.std() == 0)) for d, g in zip(d_rewards, groups)]
     hard = [i for i, (kind, _) in enumerate(plans) if kind == "hard"]
-    reveal = [
-        f"The correct answer is {data.answer_of(groups[i].record['solution'])}. Explain how to reach it." for i in hard
+    reveal = "The correct answer is {}. Explain how to reach it."
+    asked = [
+        (groups[i].record, prompts[i][1], reveal.format(data.answer_of(groups[i].record["solution"]))) for i in hard
     ]
-    revealed = (
-        sample_groups(model, processor, [(groups[i].record, prompts[i][1], h) for i, h in zip(hard, reveal)], G, args)
-        if hard
-        else []
-    )
+    revealed = sample_groups(model, processor, asked, G, args) if hard else []
     hints = {}
     for i, group in zip(hard, revealed):
         best = score_group(group, args).texts[int(group.rewards.argmax())]
-        hints[i] = hint_of(reasoning_of(best), groups[i].record, plans[i][1])
+        hints[i] = data.hint_of(data.reasoning_of(best), groups[i].record, plans[i][1])
     jobs = []  # (index, frames, hint) of the groups to re-sample
     for i, (kind, amount) in enumerate(plans):
         if kind == "easy":
@@ -619,27 +530,6 @@ def da_plan(d_reward, args, zero_std=True):
     if d_reward > args.da_threshold and args.da_branches in ("both", "hard"):
         return "hard", min(1.0, args.da_hint_scale * d_reward)
     return None, 0.0
-
-
-def hint_prefix(reasoning, fraction):
-    """The first ceil(fraction * words) words of a reasoning text."""
-    words = reasoning.split()
-    return " ".join(words[: math.ceil(fraction * len(words))])
-
-
-def hint_of(reasoning, record, fraction):
-    """DA's hint: the first ceil(fraction * words) words of reasoning written with the answer revealed, cut
-    before its first mention of the answer (the answer itself as a word, and for multiple choice the chosen
-    option's text, or its letter followed by '.' or ')'). A hint that said "The square is green." would leave
-    nothing to reason about: the hinted group came out all right, without a learning signal."""
-    answer = (data.answer_of(record["solution"]) or "").strip()
-    patterns = [rf"(?<!\w){re.escape(answer)}(?!\w)"] if len(answer) > 1 or answer.isdigit() else []
-    for option in record.get("options") or []:
-        letter, _, text = str(option).partition(".")
-        if letter.strip() == answer and text.strip():
-            patterns += [rf"(?<!\w){re.escape(text.strip())}(?!\w)", rf"(?<!\w){re.escape(answer)}(?=[.)])"]
-    cut = min([m.start() for p in patterns if (m := re.search(p, reasoning, re.IGNORECASE))] + [len(reasoning)])
-    return hint_prefix(reasoning[:cut], fraction)
 
 
 def sft_group(processor, record, visual, device):
@@ -727,11 +617,7 @@ def optimizer_updates(accelerator, policy, optimizer, scheduler, micro, args, st
                     loss, loss_metrics = compute_loss(policy, mb, args, first=update == 0)
                     accelerator.backward(loss / len(parts))
                 seen.append(loss_metrics)
-            if args.max_grad_norm > 0:
-                grad_norm = accelerator.clip_grad_norm_(policy.parameters(), args.max_grad_norm)
-            else:
-                grad_norm = infra.grad_norm(policy)
-            grad_norm = float(grad_norm)  # global: the gradients are all-reduced
+            grad_norm = infra.clip_gradients(accelerator, policy, args)  # global: the gradients are all-reduced
             infra.optimizer_step(accelerator, optimizer, loss, grad_norm, state)  # skipped when not finite
             scheduler.step()  # once per update on every process (infra.new_accelerator)
             optimizer.zero_grad(set_to_none=True)
@@ -780,12 +666,7 @@ def train(args):
 
 
 def main(argv=None):
-    infra.set_cpu_threads()  # `accelerate launch` without --cpu on a machine without a GPU gives 1 thread
-    try:
-        args = parse_args(argv)
-    except ValueError as e:  # a flag out of range: one line, not a traceback
-        raise SystemExit(f"train.py: error: {e}") from None
-    infra.check_inputs(args)
+    args = infra.command_line(parse_args, argv)  # CPU threads; a bad flag or input path: one line, not a traceback
     if args.algo != "sft" and not args.model and not args.data:
         evaluation.main_job(args, train)  # the tiny model on the synthetic benchmark: SFT, RL, evaluations
     else:

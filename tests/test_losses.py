@@ -145,7 +145,7 @@ def test_completion_mask_keeps_first_end_of_turn():
     eos = torch.tensor([151645, 151643])
     ids = torch.tensor([[5, 6, 151645, 151643, 151643], [5, 6, 7, 8, 9], [151645, 1, 2, 3, 4]])
     expected = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], dtype=torch.bool)
-    assert torch.equal(train.completion_mask(ids, eos), expected)
+    assert torch.equal(model.completion_mask(ids, eos), expected)
 
 
 def test_tiny_defaults_follow_the_model_width(tmp_path):
@@ -289,9 +289,9 @@ def test_da_plan_noise_std_and_hint_length_by_hand():
     assert train.da_plan(1.7, args) == ("hard", 1.0)  # at most all of it
     assert train.da_plan(0.1, args) == (None, 0.0) and train.da_plan(-0.05, args) == (None, 0.0)  # within the threshold
     words = "one two three four five six seven eight nine ten"
-    assert train.hint_prefix(words, 0.4) == "one two three four"  # ceil(0.4 * 10) = 4
-    assert train.hint_prefix(words, 0.31) == "one two three four"  # ceil(3.1) = 4
-    assert train.hint_prefix(words, 1.0) == words and train.hint_prefix("", 0.5) == ""
+    assert data.hint_prefix(words, 0.4) == "one two three four"  # ceil(0.4 * 10) = 4
+    assert data.hint_prefix(words, 0.31) == "one two three four"  # ceil(3.1) = 4
+    assert data.hint_prefix(words, 1.0) == words and data.hint_prefix("", 0.5) == ""
 
 
 def test_t_grpo_shuffles_what_da_sampled_the_ordered_group_on(monkeypatch):
@@ -473,7 +473,7 @@ def test_hint_never_contains_the_answer(reasoning, solution, options, hint):
     """DA's hint is cut before the answer's first mention (the answer, the option's text, or its letter
     followed by '.' or ')'); the article 'A' stays."""
     record = {"solution": solution, "options": options}
-    assert train.hint_of(reasoning, record, 1.0) == hint
+    assert data.hint_of(reasoning, record, 1.0) == hint
     answer = data.answer_of(solution)
     text = next((o.split(".", 1)[1].strip() for o in options if o.startswith(answer + ".")), answer)
     assert text.lower() not in hint.lower()

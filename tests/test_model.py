@@ -389,7 +389,7 @@ def test_nucleus_sampler_skips_finished_rows_sorts_and_samples_the_same_tokens(l
             return scores
 
     model, processor = loaded
-    shared = M.shared_visual_inputs(model, image_inputs(processor), 4)
+    shared = M.stacked_prompts(model, [image_inputs(processor)], [4])
     P = shared["input_ids"].shape[1]
     sorted_rows, sort = [], M.NucleusFilter._sorted_keep
     monkeypatch.setattr(
@@ -464,8 +464,8 @@ print(applied, sum(faults() for _ in range(4)))
     assert not infra.keep_freed_memory("meta")  # only for the CPU
 
 
-def test_shared_visual_inputs_generate_like_the_processor_inputs(loaded):
-    """Rows built by shared_visual_inputs (picture encoded once, passed as mm_encoder_outputs) generate what
+def test_stacked_prompts_generate_like_the_processor_inputs(loaded):
+    """Rows built by stacked_prompts (picture encoded once, passed as mm_encoder_outputs) generate what
     the processor's own inputs generate: greedily, and with NucleusSampler at a top_p that keeps only the
     most likely token."""
     model, processor = loaded
@@ -473,7 +473,7 @@ def test_shared_visual_inputs_generate_like_the_processor_inputs(loaded):
     P = inputs["input_ids"].shape[1]
     with torch.no_grad():
         greedy = model.generate(**inputs, max_new_tokens=6, do_sample=False)[:, P:]
-        shared = M.shared_visual_inputs(model, inputs, 3)
+        shared = M.stacked_prompts(model, [inputs], [3])
         assert shared["input_ids"].shape == (3, P) and "pixel_values" not in shared
         rows = model.generate(
             **shared, max_new_tokens=6, do_sample=False, logits_processor=[M.NucleusSampler(1.0, 1e-6)]

@@ -163,7 +163,7 @@ def test_one_batched_forward_equals_one_forward_per_prompt(setup):
 
 def test_one_generate_call_for_several_prompts_samples_what_each_prompt_alone_does(setup):
     """sample_groups (prompts of different lengths, videos and an image, left-padded into one generate
-    call) gives each prompt's group what sample_group gives it alone: with a top_p that keeps only the most
+    call) gives each prompt's group what sample_groups gives it alone: with a top_p that keeps only the most
     likely token, the same completions; each group trimmed to its own longest completion, with its own
     prompt for the log-prob pass."""
     policy, processor, records, video, image, budget = setup
@@ -173,7 +173,7 @@ def test_one_generate_call_for_several_prompts_samples_what_each_prompt_alone_do
     groups = train.sample_groups(policy, processor, [(r, v, None) for r, v in zip(chosen, visuals)], 3, args)
     assert len(groups) == 3
     for record, visual, group in zip(chosen, visuals, groups):
-        alone = train.sample_group(policy, processor, record, visual, 3, args)
+        alone = train.sample_groups(policy, processor, [(record, visual, None)], 3, args)[0]
         assert group.record is record and torch.equal(group.prompt["input_ids"], alone.prompt["input_ids"])
         assert torch.equal(group.completion_ids, alone.completion_ids) and torch.equal(group.mask, alone.mask)
         assert group.texts == alone.texts and group.mask[:, -1].any()  # no all-padding column at the end
@@ -190,7 +190,7 @@ def test_one_update_moves_probability_toward_rewarded_completions(setup, algo):
     )
     visual = data.load_visual(video, 4, *budget)
     torch.manual_seed(0)
-    group = train.sample_group(policy, processor, video, visual, 6, args)
+    group = train.sample_groups(policy, processor, [(video, visual, None)], 6, args)[0]
     rewards_ = torch.tensor([1.0, 0.0] * 3)
     pairs = [(group.prompt, group.completion_ids)]
     logprobs = M.LogProbs(policy)
@@ -236,7 +236,7 @@ def test_logp_gap_is_rounding_on_policy_and_jumps_when_only_the_sampler_changes(
             ["--algo", "grpo", "--model", "unused", "--max_completion_length", "8", "--temperature", str(temperature)]
         )
         torch.manual_seed(0)
-        group = train.sample_group(policy, processor, video, visual, 4, args)
+        group = train.sample_groups(policy, processor, [(video, visual, None)], 4, args)[0]
         assert group.sampler_logp.shape == group.mask.shape
         mb = {"pairs": [(group.prompt, group.completion_ids)], "mask": group.mask, "logp_sampler": group.sampler_logp}
         mb |= {"advantages": torch.tensor([1.0, -1.0, 0.5, -0.5]), "logp_old": None, "logp_ref": None}
@@ -269,7 +269,7 @@ def test_a_prompt_longer_than_the_context_is_refused_naming_the_record(setup):
 
 def test_rollouts_never_sample_vision_placeholders(setup):
     """Even when the model prefers <|image_pad|> / <|video_pad|> / <|vision_start|> above everything else,
-    sample_group never emits them (the log-prob pass would look for a picture that is not there)."""
+    sample_groups never emits them (the log-prob pass would look for a picture that is not there)."""
     policy, processor, _, video, _, budget = setup
     args = train.parse_args(["--algo", "grpo", "--model", "unused", "--max_completion_length", "6"])
     visual = data.load_visual(video, 4, *budget)
@@ -281,7 +281,7 @@ def test_rollouts_never_sample_vision_placeholders(setup):
 
     hook = policy.lm_head.register_forward_hook(prefer_placeholders)
     try:
-        group = train.sample_group(policy, processor, video, visual, 4, args)
+        group = train.sample_groups(policy, processor, [(video, visual, None)], 4, args)[0]
     finally:
         hook.remove()
     assert not torch.isin(group.completion_ids, torch.tensor(placeholders)).any()

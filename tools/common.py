@@ -78,7 +78,7 @@ def tiny_model():
     weights may come memory-mapped from the safetensors file; reading them once makes them resident, so
     that a memory window opened afterwards does not count them.
 
-    The generation config suppresses the vision placeholders that train.sample_group suppresses (a sampled
+    The generation config suppresses the vision placeholders that model.sample suppresses (a sampled
     <|image_pad|> makes the log-prob pass fail), so that comparison 2's bare generate samples under the
     same rule and gives the same tokens. TRL's GRPOTrainer suppresses the image one."""
     model = model_lib.load_model(MODEL_DIR).train()

@@ -80,7 +80,7 @@ def worker_logprob(variant, G, T):
 
 
 def worker_rollout(G, T, reps):
-    """Comparison 2. Our rollout (train.sample_group: prompt text, processor, generate, end-of-turn mask,
+    """Comparison 2. Our rollout (train.sample_groups: prompt text, processor, generate, end-of-turn mask,
     decode; then train.score_group: rewards) vs a bare model.generate(do_sample=True) on the same processor
     inputs, with the same seed before each call. The two draw from the same temperature + top-p distribution
     with different random numbers (model.NucleusSampler), so their tokens differ. Video decoding is data
@@ -95,7 +95,7 @@ def worker_rollout(G, T, reps):
     def ours(seed):
         torch.manual_seed(seed)
         t0 = time.perf_counter()
-        group = train.score_group(train.sample_group(model, processor, record, visual, G, args), args)
+        group = train.score_group(train.sample_groups(model, processor, [(record, visual, None)], G, args)[0], args)
         return time.perf_counter() - t0, group.completion_ids
 
     def bare(seed):
@@ -493,7 +493,7 @@ def run_all(sizes, quick):
         "(so weights, reference model,"
     )
     print("  optimizer and activations count) for 4.")
-    print("- 2: ours = train.sample_group (prompt, processor, generate, mask, decode) + train.score_group (rewards);")
+    print("- 2: ours = train.sample_groups (prompt, processor, generate, mask, decode) + train.score_group (rewards);")
     print(
         "  the baseline is model.generate on ready processor inputs with the same seed. Video decoding is in neither."
     )
