@@ -42,16 +42,10 @@ import model as model_lib
 
 TINY_MODEL_DIR = "data/tiny-qwen2.5-vl"  # the built-in tiny model, built on first use
 SYNTH_DIR = "data/synth"  # the synthetic benchmark, generated on first use
-# The main job's benchmark: one temporal and two static families, objects half the frame wide, 2,400 training
-# samples so that SFT never repeats one. Measured (docs/EXPERIMENTS.md, "What made the SFT start see"): with 600
-# samples seen four times and 35%-wide objects, 300 SFT steps leave the tiny model answering one colour to every
-# colour question; with these settings its held-out score is 0.64-0.76 and it uses its video. (A 200-step start
-# with 50 RL steps was tried and is worse: docs/EXPERIMENTS.md, "Superseded".)
-# `size` squares are 20, 50 or 80% of the frame wide: with any whole width from 20 to 80 the tiny model's `size`
-# answers were blind guesses and RL on them lost ground (docs/EXPERIMENTS.md, "Other attempts at `size`"). SFT
-# runs 300 steps: on the benchmark without afterthoughts 225 were enough and 300 left no room for RL; with the
-# afterthoughts 225 left starts answering every colour alike and `approach` at chance (0.375 and 0.415 on seeds 1
-# and 4), 300 gave 0.767 and 0.500 with `approach` above chance (docs/EXPERIMENTS.md, "The main job at 300 SFT steps").
+# The main job's benchmark: one temporal and two static families, objects half the frame wide, `size` squares
+# 20, 50 or 80% wide, 2,400 training samples so that SFT never repeats one, and a 300-step SFT start: the settings
+# under which the start uses its video and leaves RL room (docs/EXPERIMENTS.md, "What made the SFT start see",
+# "Other attempts at `size`" and "The main job at 300 SFT steps").
 MAIN_JOB_FAMILIES = ("color", "approach", "size")
 MAIN_JOB_OBJECT_SIZE = 0.5
 MAIN_JOB_SIZE_PERCENTS = "20,50,80"
@@ -845,15 +839,10 @@ def log_completions(micro, args, step):
                 if logged == LOGGED_GROUPS:
                     return
                 n = len(g.texts)
-                row = {
-                    "step": step,
-                    "problem_id": g.record.get("problem_id"),
-                    "problem": g.record["problem"],
-                    "options": g.record.get("options") or [],
-                    "problem_type": g.record["problem_type"],
-                    "data_type": g.record["data_type"],
-                    "solution": g.record["solution"],
-                    "question_family": g.record.get("question_family"),
+                row = {"step": step, "problem_id": g.record.get("problem_id"), "problem": g.record["problem"]}
+                row["options"] = g.record.get("options") or []
+                row |= {k: g.record.get(k) for k in ("problem_type", "data_type", "solution", "question_family")}
+                row |= {
                     "algo": args.algo + ("+da" if args.da else ""),
                     "frames": data.thumbnails(g.visual.frames) if g.visual is not None else [],
                     "augmentation": g.augmentation,
