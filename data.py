@@ -205,38 +205,6 @@ def prompt_text(processor, record, hint=None, visual=True):
     return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
-# DA's hint (train.difficulty_augment): the start of reasoning written with the answer revealed
-
-
-def reasoning_of(text):
-    """The text inside <think>...</think> (or before <answer> when the tag is missing)."""
-    start, end = text.find("<think>"), text.find("</think>")
-    if start != -1 and end > start:
-        return text[start + len("<think>") : end].strip()
-    return text.split("<answer>")[0].strip()
-
-
-def hint_prefix(reasoning, fraction):
-    """The first ceil(fraction * words) words of a reasoning text."""
-    words = reasoning.split()
-    return " ".join(words[: math.ceil(fraction * len(words))])
-
-
-def hint_of(reasoning, record, fraction):
-    """DA's hint: the first ceil(fraction * words) words of reasoning written with the answer revealed, cut
-    before its first mention of the answer (the answer itself as a word, and for multiple choice the chosen
-    option's text, or its letter followed by '.' or ')'). A hint that said "The square is green." would leave
-    nothing to reason about: the hinted group came out all right, without a learning signal."""
-    answer = (answer_of(record["solution"]) or "").strip()
-    patterns = [rf"(?<!\w){re.escape(answer)}(?!\w)"] if len(answer) > 1 or answer.isdigit() else []
-    for option in record.get("options") or []:
-        letter, _, text = str(option).partition(".")
-        if letter.strip() == answer and text.strip():
-            patterns += [rf"(?<!\w){re.escape(text.strip())}(?!\w)", rf"(?<!\w){re.escape(answer)}(?=[.)])"]
-    cut = min([m.start() for p in patterns if (m := re.search(p, reasoning, re.IGNORECASE))] + [len(reasoning)])
-    return hint_prefix(reasoning[:cut], fraction)
-
-
 def check_prompt_length(processor, record, visual, limit, new_tokens):
     """Stop a prompt that cannot fit the model's context before it reaches the model (a 1 MB question was once a
     125k-token prompt that took 16 GB in 29 s without a word): its text tokens plus its visual's (one per 28 x 28

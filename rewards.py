@@ -10,6 +10,8 @@ be read, tested and reused without torch. There are three kinds of function:
   VSI-Bench metric for regression questions.
 * Group bonuses, computed over the G completions sampled for one prompt:
   `length_bonus` and `temporal_bonus` (T-GRPO), both from Video-R1.
+* DA's hint (DeepVideo-R1): `hint_of` cuts a completion's reasoning before
+  it names the answer.
 
 The rules follow Video-R1 (github tulerfeng/Video-R1, reward functions in
 src/r1-v/src/open_r1/grpo.py, bonuses in .../trainer/grpo_trainer.py, evaluation
@@ -477,3 +479,37 @@ def temporal_bonus(
     if p < mu * p_shuffled - _BOUNDARY_TOLERANCE:
         return [0.0] * len(acc_ordered)
     return [alpha if acc > 0.1 else 0.0 for acc in acc_ordered]
+
+
+# ---------------------------------------------------------------------------
+# DA's hint (train.difficulty_augment): the start of a reasoning written with the answer revealed
+# ---------------------------------------------------------------------------
+
+
+def reasoning_of(text):
+    """The text inside <think>...</think> (or before <answer> when the tag is missing)."""
+    start, end = text.find("<think>"), text.find("</think>")
+    if start != -1 and end > start:
+        return text[start + len("<think>") : end].strip()
+    return text.split("<answer>")[0].strip()
+
+
+def hint_prefix(reasoning, fraction):
+    """The first ceil(fraction * words) words of a reasoning text."""
+    words = reasoning.split()
+    return " ".join(words[: math.ceil(fraction * len(words))])
+
+
+def hint_of(reasoning, record, fraction):
+    """DA's hint: the first ceil(fraction * words) words of reasoning written with the answer revealed, cut
+    before its first mention of the answer (the answer itself as a word, and for multiple choice the chosen
+    option's text, or its letter followed by '.' or ')'). A hint that said "The square is green." would leave
+    nothing to reason about: the hinted group came out all right, without a learning signal."""
+    answer = extract_answer(record["solution"]).strip()
+    patterns = [rf"(?<!\w){re.escape(answer)}(?!\w)"] if len(answer) > 1 or answer.isdigit() else []
+    for option in record.get("options") or []:
+        letter, _, text = str(option).partition(".")
+        if letter.strip() == answer and text.strip():
+            patterns += [rf"(?<!\w){re.escape(text.strip())}(?!\w)", rf"(?<!\w){re.escape(answer)}(?=[.)])"]
+    cut = min([m.start() for p in patterns if (m := re.search(p, reasoning, re.IGNORECASE))] + [len(reasoning)])
+    return hint_prefix(reasoning[:cut], fraction)

@@ -463,7 +463,7 @@ def difficulty_augment(groups, shuffled, prompts, reference, model, processor, a
     Too easy (dR < -threshold): re-sample on frames with a fraction of their cells masked (or Gaussian noise),
     growing with |dR|: noise of std 0.5 x 255 barely moved the tiny model's accuracy, masking did.
     Too hard (dR > threshold): sample reasoning with the answer revealed (one call for all such groups), keep
-    the best-rewarded, and re-sample with its first words as a hint, cut before the answer (data.hint_of).
+    the best-rewarded, and re-sample with its first words as a hint, cut before the answer (rewards.hint_of).
     The re-sampled groups, and under T-GRPO their shuffled groups on the same frames and hint, are one call.
     An augmented group replaces its original only when its rewards differ (unless --da_all_groups): one
     without a spread teaches nothing either, and the original is the real question."""
@@ -479,7 +479,7 @@ def difficulty_augment(groups, shuffled, prompts, reference, model, processor, a
     hints = {}
     for i, group in zip(hard, revealed):
         best = score_group(group, args).texts[int(group.rewards.argmax())]
-        hints[i] = data.hint_of(data.reasoning_of(best), groups[i].record, plans[i][1])
+        hints[i] = rewards.hint_of(rewards.reasoning_of(best), groups[i].record, plans[i][1])
     jobs = []  # (index, frames, hint) of the groups to re-sample
     for i, (kind, amount) in enumerate(plans):
         if kind == "easy":

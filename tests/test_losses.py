@@ -7,6 +7,7 @@ import torch
 
 import data
 import model
+import rewards
 import train
 
 EPS = 1e-4
@@ -289,9 +290,9 @@ def test_da_plan_noise_std_and_hint_length_by_hand():
     assert train.da_plan(1.7, args) == ("hard", 1.0)  # at most all of it
     assert train.da_plan(0.1, args) == (None, 0.0) and train.da_plan(-0.05, args) == (None, 0.0)  # within the threshold
     words = "one two three four five six seven eight nine ten"
-    assert data.hint_prefix(words, 0.4) == "one two three four"  # ceil(0.4 * 10) = 4
-    assert data.hint_prefix(words, 0.31) == "one two three four"  # ceil(3.1) = 4
-    assert data.hint_prefix(words, 1.0) == words and data.hint_prefix("", 0.5) == ""
+    assert rewards.hint_prefix(words, 0.4) == "one two three four"  # ceil(0.4 * 10) = 4
+    assert rewards.hint_prefix(words, 0.31) == "one two three four"  # ceil(3.1) = 4
+    assert rewards.hint_prefix(words, 1.0) == words and rewards.hint_prefix("", 0.5) == ""
 
 
 def test_t_grpo_shuffles_what_da_sampled_the_ordered_group_on(monkeypatch):
@@ -473,7 +474,7 @@ def test_hint_never_contains_the_answer(reasoning, solution, options, hint):
     """DA's hint is cut before the answer's first mention (the answer, the option's text, or its letter
     followed by '.' or ')'); the article 'A' stays."""
     record = {"solution": solution, "options": options}
-    assert data.hint_of(reasoning, record, 1.0) == hint
+    assert rewards.hint_of(reasoning, record, 1.0) == hint
     answer = data.answer_of(solution)
     text = next((o.split(".", 1)[1].strip() for o in options if o.startswith(answer + ".")), answer)
     assert text.lower() not in hint.lower()
