@@ -134,15 +134,9 @@ def setup(args):
     # Trainable weights are fp32 master weights (new_accelerator). With LoRA the base never steps, so under
     # bf16/fp16 compute it is held in that dtype (half the memory); peft keeps the adapters in fp32.
     weights = compute if args.lora_r else torch.float32
-    model, processor = model_lib.load(
-        model_path,
-        dtype=weights,
-        device=accelerator.device,
-        gradient_checkpointing=args.gradient_checkpointing,
-        freeze_vision=args.freeze_vision,
-        min_pixels=args.min_pixels or None,
-        max_pixels=args.max_pixels or None,
-    )
+    pixels = dict(min_pixels=args.min_pixels or None, max_pixels=args.max_pixels or None)
+    training = dict(gradient_checkpointing=args.gradient_checkpointing, freeze_vision=args.freeze_vision)
+    model, processor = model_lib.load(model_path, dtype=weights, device=accelerator.device, **training, **pixels)
     peft_model = None
     if args.lora_r:  # adapters on the language model; the base weights freeze (see model.add_lora)
         targets = args.lora_targets or model_lib.LLM_LORA_TARGETS
@@ -158,16 +152,9 @@ def setup(args):
             + (", fp16 gradient scaler" if accelerator.scaler is not None else "")
         )
     budget = processor.video_processor.size
+    pixels = budget["shortest_edge"], budget["longest_edge"]
     return Run(
-        accelerator,
-        model,
-        processor,
-        peft_model,
-        model_path,
-        data_path,
-        budget["shortest_edge"],
-        budget["longest_edge"],
-        model_lib.context_length(model),
+        accelerator, model, processor, peft_model, model_path, data_path, *pixels, model_lib.context_length(model)
     )
 
 
@@ -442,14 +429,8 @@ class TrainState:
         return sum(self.taken)
 
     def state_dict(self):
-        return {
-            "step": self.step,
-            "position": self.position,
-            "skipped": self.skipped,
-            "nonfinite": self.nonfinite,
-            "window": list(self.window),
-            "taken": list(self.taken),
-        }
+        counters = {"step": self.step, "position": self.position, "skipped": self.skipped, "nonfinite": self.nonfinite}
+        return counters | {"window": list(self.window), "taken": list(self.taken)}
 
     def load_state_dict(self, state):
         self.step, self.skipped, self.nonfinite = state["step"], state["skipped"], state["nonfinite"]
