@@ -280,20 +280,25 @@ def test_ablation_table_means_and_stds(tmp_path):
                     )
             runs.setdefault(name, []).append(str(d))
     table = ablation_lib.ablation_table(runs)
-    assert "| SFT (start of every run) | 2 | 0.250 ± 0.050 | - |" in table
+    # sample std of two values a, b: |a - b| / sqrt(2), so 0.1 apart -> 0.071, 0.2 apart -> 0.141
+    assert "| SFT (start of every run) | 2 | 0.250 ± 0.071 | - |" in table
     # grpo: RL 0.4, 0.6 against SFT 0.2, 0.3 -> gains 0.2, 0.3
     assert (
-        "| SFT + grpo | 2 | 0.500 ± 0.100 | 0.250 ± 0.050 (2 of 2) | 0.400 ± 0.100 | 0.600 ± 0.100 | "
+        "| SFT + grpo | 2 | 0.500 ± 0.141 | 0.250 ± 0.071 (2 of 2) | 0.400 ± 0.141 | 0.600 ± 0.141 | "
         "0.375 ± 0.000 | - | - | - |" in table
     )
     # ordered - shuffled
-    assert "| SFT + t_grpo | 2 | 0.500 ± 0.000 | 0.250 ± 0.050 (2 of 2) |" in table and "| 0.100 ± 0.000 |" in table
-    assert "| SFT + grpo+da | 2 | 0.400 ± 0.100 | 0.150 ± 0.050 (2 of 2) |" in table  # 0.3 - 0.2, 0.5 - 0.3
+    assert "| SFT + t_grpo | 2 | 0.500 ± 0.000 | 0.250 ± 0.071 (2 of 2) |" in table and "| 0.100 ± 0.000 |" in table
+    assert "| SFT + grpo+da | 2 | 0.400 ± 0.141 | 0.150 ± 0.071 (2 of 2) |" in table  # 0.3 - 0.2, 0.5 - 0.3
     assert "0.625 ± 0.000 -> 0.250 ± 0.000" in table  # DA: vanishing advantage before -> after
     # T-GRPO: the gap, then its bonus changed a quarter of the groups
     assert "| 0.100 ± 0.000 | 0.250 ± 0.000 | - |" in table
     # Reg-GRPO, 2 updates: the regression acts on half of them
     assert table.splitlines()[-1].endswith("| - | - | 0.500 ± 0.000 | - | - |")  # no KL share or step time logged
+    # a row that has fewer seeds (an ablation still running) does not shrink the SFT row to its seeds
+    partial = ablation_lib.ablation_table({"grpo": runs["grpo"][:1], "t_grpo": runs["t_grpo"]})
+    assert "| SFT (start of every run) | 2 | 0.250 ± 0.071 | - |" in partial
+    assert "| SFT + grpo | 1 | 0.400 ± - |" in partial
 
 
 def test_ablation_plot_means_over_seeds_and_paired_differences(tmp_path):

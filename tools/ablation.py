@@ -203,15 +203,17 @@ def ablation_plot(runs, png, baseline="grpo"):
 
 
 def ablation_table(runs):
-    """Markdown: held-out overall / temporal / static (mean +- std over seeds), vanishing-advantage
+    """Markdown: held-out overall / temporal / static (mean +- sample std over seeds; the SFT row over every seed
+    of any row), vanishing-advantage
     fraction (before/after DA), T-GRPO's ordered-minus-shuffled training accuracy and the fraction of its
     bonused groups whose advantages the bonus changed, Reg-GRPO's fraction of updates where the regression
     acted, the KL term's share of the gradient and the seconds of an RL step (each a mean over the run's steps,
     then mean +- std over seeds)."""
 
-    def stat(values):
+    def stat(values):  # mean ± the sample std (Bessel's correction, as in `paired`); one value: ± -
         values = [v for v in values if v is not None]
-        return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if values else "-"
+        sd = f"{np.std(values, ddof=1):.3f}" if len(values) > 1 else "-"
+        return f"{np.mean(values):.3f} ± {sd}" if values else "-"
 
     def gap_of(ordered, shuffled):
         return None if ordered is None or shuffled is None else ordered - shuffled
@@ -228,10 +230,10 @@ def ablation_table(runs):
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     summaries = {name: [json.load(open(os.path.join(d, "summary.json"))) for d in dirs] for name, dirs in runs.items()}
-    first = next(iter(summaries.values()))
+    starts = list({x.get("seed", i): x["sft"] for s in summaries.values() for i, x in enumerate(s)}.values())  # by seed
     lines.append(
-        f"| SFT (start of every run) | {len(first)} | {stat([s['sft']['overall'] for s in first])} | - | "
-        f"{stat([s['sft'].get('temporal') for s in first])} | {stat([s['sft'].get('static') for s in first])} | "
+        f"| SFT (start of every run) | {len(starts)} | {stat([s['overall'] for s in starts])} | - | "
+        f"{stat([s.get('temporal') for s in starts])} | {stat([s.get('static') for s in starts])} | "
         "- | - | - | - | - | - |"
     )
     for name, dirs in runs.items():
