@@ -387,6 +387,17 @@ def test_ablation_report_from_finished_runs(tmp_path):
     assert not os.path.exists(tmp_path / "grpo-seed3")
 
 
+def test_ablation_continues_a_row_cut_off_after_its_checkpoint(tmp_path):
+    """A row killed during its final evaluation has checkpoint-60 and no summary.json: train.py refuses to start
+    afresh over it, so the ablation passes --resume; a row with no checkpoint starts as it was."""
+    run_dir = tmp_path / "grpo-seed0"
+    fresh = ablation_lib.row_command(["--algo", "grpo"], 0, str(run_dir), ["--max_steps", "60"])
+    assert fresh[-6:] == ["--seed", "0", "--output_dir", str(run_dir), "--max_steps", "60"]
+    os.makedirs(run_dir / "checkpoint-60")
+    cut = ablation_lib.row_command(["--algo", "grpo"], 0, str(run_dir), ["--max_steps", "60"])
+    assert cut == fresh + ["--resume"]
+
+
 def test_family_table_means_over_seeds(tmp_path):
     def fam(c):
         return {"color": {"score": c, "n": 31}, "size": {"score": 0.4, "n": 32}}

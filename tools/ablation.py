@@ -4,7 +4,8 @@ table of held-out scores and the algorithms' diagnostics, and a figure.
 
     python bench.py ablation --seeds 0 1 2 --out runs/ablation [train.py flags, e.g. --max_steps 30]
 
-A run whose summary.json exists is skipped: the command resumes where a stopped one ended.
+A run whose summary.json exists is skipped, and one cut off after a checkpoint continues from it: the command
+resumes where a stopped one ended.
 """
 
 import argparse
@@ -16,6 +17,7 @@ import sys
 import numpy as np
 
 import eval as evaluation
+import infra
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,8 +57,7 @@ def ablation(seeds, out, extra, rows=None, report_only=False):
             if not done and report_only:
                 continue
             if not done:
-                cmd = [sys.executable, os.path.join(ROOT, "train.py"), *flags, "--seed", str(seed)]
-                cmd += ["--output_dir", run_dir, *extra]
+                cmd = row_command(flags, seed, run_dir, extra)
                 print(" ".join(cmd), flush=True)
                 subprocess.run(cmd, check=True)
             runs.setdefault(name, []).append(run_dir)
@@ -68,6 +69,13 @@ def ablation(seeds, out, extra, rows=None, report_only=False):
     evaluation.compare([dirs[0] for dirs in runs.values()], os.path.join(out, "curves.md"))
     ablation_plot(runs, os.path.join(out, "ablation.png"))
     return table + f"\n\nfigure: {os.path.join(out, 'ablation.png')}"
+
+
+def row_command(flags, seed, run_dir, extra):
+    """train.py's command for one row and seed. A run cut off after writing a checkpoint (its final one is written
+    before the held-out evaluation) continues with --resume; train.py refuses to start afresh over a checkpoint."""
+    cmd = [sys.executable, os.path.join(ROOT, "train.py"), *flags, "--seed", str(seed), "--output_dir", run_dir, *extra]
+    return cmd + ["--resume"] if infra.latest_checkpoint(run_dir) else cmd
 
 
 # Student's t: the two-sided 95% quantile t_0.975 by degrees of freedom (any statistics table); 1.96 beyond 30
