@@ -337,13 +337,23 @@ def run(args):
         def save(results):
             return write_json(out_path, made_by | {"results": results, "metrics": summarize(results, len(bad))})
 
-        frames = dict(num_frames=num_frames, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
-        decoding = dict(
-            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, sample=args.sample, seed=args.seed
+        results, errors = evaluate(
+            model,
+            processor,
+            records,
+            num_frames=num_frames,
+            min_pixels=size["shortest_edge"],
+            max_pixels=size["longest_edge"],
+            max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size,
+            shuffled=args.shuffled,
+            donors=blind_donors(records, args.seed) if args.blind else None,
+            no_video=args.no_video,
+            sample=args.sample,
+            seed=args.seed,
+            done=done,
+            on_batch=save,
         )
-        asked = dict(shuffled=args.shuffled, donors=blind_donors(records, args.seed) if args.blind else None)
-        asked |= dict(no_video=args.no_video)
-        results, errors = evaluate(model, processor, records, **frames, **decoding, **asked, done=done, on_batch=save)
         metrics = summarize(results, len(bad) + len(errors))
         metrics["seconds"] = round(time.time() - t0, 1)
         write_json(out_path, made_by | {"results": results, "metrics": metrics})
@@ -404,15 +414,26 @@ def main_job(args, train):
     after = held_out_eval(os.path.join(args.output_dir, "final"), args, test_path, accelerator)
     stages["eval_rl_s"] = round(time.time() - t0, 1)
     if accelerator.is_main_process:
-        runs = (("sft", before), ("rl", after))
-        # sft_accuracy, rl_accuracy, sft_blind_accuracy, ..., then each pass's metrics: sft, rl, sft_blind, ...
-        named = [
-            (f"{stage}{name.removeprefix('eval_test')}", by[name]) for name in HELD_OUT_PASSES for stage, by in runs
-        ]
-        summary = {"algo": args.algo + ("+da" if args.da else ""), "seed": args.seed}
-        summary |= {f"{key}_accuracy": (metrics or {}).get("overall") for key, metrics in named} | dict(named)
-        summary |= {"wall_time_s": round(time.time() - t_start, 1), "stages": stages}
-        summary |= {"sft_checkpoint": sft_final, "test_file": test_path}
+        summary = {
+            "algo": args.algo + ("+da" if args.da else ""),
+            "seed": args.seed,
+            "sft_accuracy": before["eval_test"]["overall"],
+            "rl_accuracy": after["eval_test"]["overall"],
+            "sft_blind_accuracy": (before["eval_test_blind"] or {}).get("overall"),
+            "rl_blind_accuracy": (after["eval_test_blind"] or {}).get("overall"),
+            "sft_no_video_accuracy": before["eval_test_no_video"]["overall"],
+            "rl_no_video_accuracy": after["eval_test_no_video"]["overall"],
+            "sft": before["eval_test"],
+            "rl": after["eval_test"],
+            "sft_blind": before["eval_test_blind"],
+            "rl_blind": after["eval_test_blind"],
+            "sft_no_video": before["eval_test_no_video"],
+            "rl_no_video": after["eval_test_no_video"],
+            "wall_time_s": round(time.time() - t_start, 1),
+            "stages": stages,
+            "sft_checkpoint": sft_final,
+            "test_file": test_path,
+        }
         with open(os.path.join(args.output_dir, "summary.json"), "w") as f:
             json.dump(summary, f, indent=1)
         print(before_after_table(before, after, args))
@@ -427,9 +448,21 @@ def main_job_sft_args(args):
     vision tower starts random, so --freeze_vision and --lora_r (which freezes it too) apply to the RL
     stage only; a frozen random vision tower would leave the start blind."""
     output_dir = f"runs/sft-cold-start-{args.sft_steps}x{args.sft_batch_size}-seed{args.seed}"
-    sft = dict(algo="sft", da=False, max_steps=args.sft_steps, batch_size=args.sft_batch_size, problem_types="")
-    sft |= dict(learning_rate=0.0, beta=-1.0, save_steps=0, resume=False, freeze_vision=False, lora_r=0)
-    return replace(args, **sft, output_dir=output_dir).resolve()
+    return replace(
+        args,
+        algo="sft",
+        da=False,
+        max_steps=args.sft_steps,
+        batch_size=args.sft_batch_size,
+        learning_rate=0.0,
+        beta=-1.0,
+        problem_types="",
+        output_dir=output_dir,
+        save_steps=0,
+        resume=False,
+        freeze_vision=False,
+        lora_r=0,
+    ).resolve()
 
 
 HELD_OUT_PASSES = ("eval_test", "eval_test_blind", "eval_test_no_video")  # own video, another's, none
@@ -451,9 +484,16 @@ def held_out_eval(model_dir, args, test_path, accelerator):
         except ValueError as e:  # e.g. a test split with a single image: it has no other image to be shown
             print(f"no blind evaluation: {e}", file=sys.stderr)
         for name, how in passes:
-            frames = dict(num_frames=args.num_frames, min_pixels=size["shortest_edge"], max_pixels=size["longest_edge"])
             results, errors = evaluate(
-                model, processor, records, **frames, max_new_tokens=args.max_completion_length, batch_size=16, **how
+                model,
+                processor,
+                records,
+                num_frames=args.num_frames,
+                min_pixels=size["shortest_edge"],
+                max_pixels=size["longest_edge"],
+                max_new_tokens=args.max_completion_length,
+                batch_size=16,
+                **how,
             )
             metrics[name] = summarize(results, len(errors))
             write_json(
@@ -523,9 +563,16 @@ def compare(run_dirs, out_path):
         summary = json.load(open(summary_path)) if os.path.exists(summary_path) else {}
         last = lines[-1] if lines else {}
         wall = sum(line.get("time/step_s", 0) for line in lines)
-        held_out = summary.get("rl_accuracy", summary.get("accuracy"))
-        row = (len(lines), last.get("reward/mean"), last.get("reward/accuracy"), held_out, round(wall, 1))
-        rows.append((os.path.basename(os.path.normpath(run_dir)), *row))
+        rows.append(
+            (
+                os.path.basename(os.path.normpath(run_dir)),
+                len(lines),
+                last.get("reward/mean"),
+                last.get("reward/accuracy"),
+                summary.get("rl_accuracy", summary.get("accuracy")),
+                round(wall, 1),
+            )
+        )
 
     def fmt(v):
         return "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
@@ -598,9 +645,21 @@ def rollouts_page(run_dir):
     logged = [json.loads(line) for line in open(os.path.join(run_dir, "completions.jsonl"))]
     metrics_path = os.path.join(run_dir, "metrics.jsonl")
     metrics = {m["step"]: m for m in map(json.loads, open(metrics_path))} if os.path.exists(metrics_path) else {}
-    shown = "reward/mean reward/accuracy reward/format adv/zero_std_frac loss/total loss/kl tgrpo/bonus_frac"
-    shown = (*shown.split(), "tgrpo/adv_changed_frac", "reggrpo/active_frac", "da/easy_frac", "da/hard_frac")
-    shown = (*shown, "completions/mean_length", "time/step_s")
+    shown = (
+        "reward/mean",
+        "reward/accuracy",
+        "reward/format",
+        "adv/zero_std_frac",
+        "loss/total",
+        "loss/kl",
+        "tgrpo/bonus_frac",
+        "tgrpo/adv_changed_frac",
+        "reggrpo/active_frac",
+        "da/easy_frac",
+        "da/hard_frac",
+        "completions/mean_length",
+        "time/step_s",
+    )
     parts = [
         f"<!doctype html><meta charset=utf-8><title>rollouts: {html.escape(run_dir)}</title>"
         f"<style>{PAGE_STYLE}</style>",

@@ -134,9 +134,15 @@ def setup(args):
     # Trainable weights are fp32 master weights (new_accelerator). With LoRA the base never steps, so under
     # bf16/fp16 compute it is held in that dtype (half the memory); peft keeps the adapters in fp32.
     weights = compute if args.lora_r else torch.float32
-    pixels = dict(min_pixels=args.min_pixels or None, max_pixels=args.max_pixels or None)
-    training = dict(gradient_checkpointing=args.gradient_checkpointing, freeze_vision=args.freeze_vision)
-    model, processor = model_lib.load(model_path, dtype=weights, device=accelerator.device, **training, **pixels)
+    model, processor = model_lib.load(
+        model_path,
+        dtype=weights,
+        device=accelerator.device,
+        gradient_checkpointing=args.gradient_checkpointing,
+        freeze_vision=args.freeze_vision,
+        min_pixels=args.min_pixels or None,
+        max_pixels=args.max_pixels or None,
+    )
     peft_model = None
     if args.lora_r:  # adapters on the language model; the base weights freeze (see model.add_lora)
         targets = args.lora_targets or model_lib.LLM_LORA_TARGETS
@@ -152,9 +158,16 @@ def setup(args):
             + (", fp16 gradient scaler" if accelerator.scaler is not None else "")
         )
     budget = processor.video_processor.size
-    pixels = budget["shortest_edge"], budget["longest_edge"]
     return Run(
-        accelerator, model, processor, peft_model, model_path, data_path, *pixels, model_lib.context_length(model)
+        accelerator,
+        model,
+        processor,
+        peft_model,
+        model_path,
+        data_path,
+        budget["shortest_edge"],
+        budget["longest_edge"],
+        model_lib.context_length(model),
     )
 
 
@@ -429,8 +442,14 @@ class TrainState:
         return sum(self.taken)
 
     def state_dict(self):
-        counters = {"step": self.step, "position": self.position, "skipped": self.skipped, "nonfinite": self.nonfinite}
-        return counters | {"window": list(self.window), "taken": list(self.taken)}
+        return {
+            "step": self.step,
+            "position": self.position,
+            "skipped": self.skipped,
+            "nonfinite": self.nonfinite,
+            "window": list(self.window),
+            "taken": list(self.taken),
+        }
 
     def load_state_dict(self, state):
         self.step, self.skipped, self.nonfinite = state["step"], state["skipped"], state["nonfinite"]
@@ -820,10 +839,15 @@ def log_completions(micro, args, step):
                 if logged == LOGGED_GROUPS:
                     return
                 n = len(g.texts)
-                row = {"step": step, "problem_id": g.record.get("problem_id"), "problem": g.record["problem"]}
-                row["options"] = g.record.get("options") or []
-                row |= {k: g.record.get(k) for k in ("problem_type", "data_type", "solution", "question_family")}
-                row |= {
+                row = {
+                    "step": step,
+                    "problem_id": g.record.get("problem_id"),
+                    "problem": g.record["problem"],
+                    "options": g.record.get("options") or [],
+                    "problem_type": g.record["problem_type"],
+                    "data_type": g.record["data_type"],
+                    "solution": g.record["solution"],
+                    "question_family": g.record.get("question_family"),
                     "algo": args.algo + ("+da" if args.da else ""),
                     "frames": data.thumbnails(g.visual.frames) if g.visual is not None else [],
                     "augmentation": g.augmentation,
