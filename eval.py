@@ -446,7 +446,8 @@ def main_job(args, train):
 def main_job_sft_args(args):
     """The main job's SFT cold start: every problem type, the SFT defaults, full weights. The tiny model's
     vision tower starts random, so --freeze_vision and --lora_r (which freezes it too) apply to the RL
-    stage only; a frozen random vision tower would leave the start blind."""
+    stage only; a frozen random vision tower would leave the start blind. A start cut off after its last
+    checkpoint, before final/ was written, continues from it (train.py refuses to start afresh over one)."""
     output_dir = f"runs/sft-cold-start-{args.sft_steps}x{args.sft_batch_size}-seed{args.seed}"
     return replace(
         args,
@@ -459,7 +460,7 @@ def main_job_sft_args(args):
         problem_types="",
         output_dir=output_dir,
         save_steps=0,
-        resume=False,
+        resume=infra.latest_checkpoint(output_dir) is not None,
         freeze_vision=False,
         lora_r=0,
     ).resolve()

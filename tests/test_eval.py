@@ -398,6 +398,18 @@ def test_ablation_continues_a_row_cut_off_after_its_checkpoint(tmp_path):
     assert cut == fresh + ["--resume"]
 
 
+def test_main_job_continues_an_sft_start_cut_off_after_its_checkpoint(tmp_path, monkeypatch):
+    """The cached SFT start's folder holds checkpoint-300 but no final/ when the job was killed between the two:
+    the next main job resumes it instead of stopping on train.py's refusal to start afresh over a checkpoint."""
+    import train
+
+    monkeypatch.chdir(tmp_path)
+    args = train.parse_args(["--algo", "reg_grpo"])
+    assert not evaluation.main_job_sft_args(args).resume
+    os.makedirs(os.path.join(evaluation.main_job_sft_args(args).output_dir, "checkpoint-300"))
+    assert evaluation.main_job_sft_args(args).resume
+
+
 def test_family_table_means_over_seeds(tmp_path):
     def fam(c):
         return {"color": {"score": c, "n": 31}, "size": {"score": 0.4, "n": 32}}
